@@ -1,0 +1,45 @@
+"""hpnn: high-performance neural networks in Python, with a Keras-shaped API.
+
+``import hpnn as keras`` runs Keras 3 programs that use the layers hpnn has.
+"""
+
+from hpnn import (
+    activations,
+    backend,
+    callbacks,
+    datasets,
+    initializers,
+    layers,
+    losses,
+    metrics,
+    models,
+    optimizers,
+    regularizers,
+    utils,
+)
+from hpnn.engine import Tensor, no_grad
+from hpnn.layers.core import Input
+from hpnn.models import Model, Sequential
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Input",
+    "Model",
+    "Sequential",
+    "Tensor",
+    "__version__",
+    "activations",
+    "backend",
+    "callbacks",
+    "datasets",
+    "initializers",
+    "layers",
+    "losses",
+    "metrics",
+    "models",
+    "no_grad",
+    "optimizers",
+    "regularizers",
+    "utils",
+]

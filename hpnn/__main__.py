@@ -1,0 +1,7 @@
+"""``python -m hpnn train``."""
+
+import sys
+
+from hpnn.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Input checking and batching for ``fit``/``evaluate``/``predict``."""

@@ -1,0 +1,139 @@
+"""Checks on user arrays, validation split, and batch iteration.
+
+Every check runs once per call of ``fit``/``evaluate``/``predict`` on the whole
+array, so that bad input fails before training with an error that names the
+argument, what was expected and what was received.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hpnn.backend import to_numpy
+from hpnn.engine.tensor import Tensor
+
+
+def to_array(value, name: str) -> np.ndarray:
+    """Convert ``value`` (array, list, Tensor) to a NumPy array with a clear error."""
+    if isinstance(value, Tensor):
+        value = value.numpy()
+    try:
+        arr = np.asarray(to_numpy(value))
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            f"{name} must be an array-like of numbers. Received: {type(value).__name__} ({e})"
+        ) from None
+    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{name} must hold numbers (bool, int or float). Received: dtype={arr.dtype}"
+        )
+    if arr.ndim == 0:
+        raise ValueError(f"{name} must have a batch axis. Received: a scalar {arr!r}")
+    return arr
+
+
+def check_finite(arr: np.ndarray, name: str) -> None:
+    """Raise if a float array holds NaN or inf, saying where."""
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            idx = np.argwhere(bad)[0]
+            raise ValueError(
+                f"{name} contains {int(bad.sum())} NaN or infinite value(s); the first at "
+                f"index {tuple(int(i) for i in idx)} is {arr[tuple(idx)]}. Clean or impute the "
+                "data before training."
+            )
+
+
+def check_lengths(x: np.ndarray, y: np.ndarray | None, what: str = "") -> None:
+    if y is not None and len(x) != len(y):
+        raise ValueError(
+            f"{what}x and {what}y must have the same number of samples. "
+            f"Received: x.shape={x.shape}, y.shape={y.shape}"
+        )
+
+
+def check_targets(y: np.ndarray, loss_name: str, out_shape: tuple, name: str = "y") -> None:
+    """Check targets against the loss and the model's output shape ``(None, ...)``."""
+    loss = (loss_name or "").lower()
+    n_out = out_shape[-1] if out_shape else None
+    if "sparse" in loss:
+        flat = y[..., 0] if (y.ndim == len(out_shape) and y.shape[-1] == 1) else y
+        if flat.ndim != len(out_shape) - 1:
+            raise ValueError(
+                f"{loss_name} expects {name} as integer class indices of shape "
+                f"{(len(y), *tuple(out_shape[1:-1]))}. Received: {name}.shape={y.shape} "
+                f"(one-hot targets need loss='categorical_crossentropy')"
+            )
+        if flat.dtype.kind == "f" and not np.all(flat == np.round(flat)):
+            raise ValueError(
+                f"{loss_name} expects integer class indices in {name}. "
+                f"Received: non-integer values such as {flat[flat != np.round(flat)][0]}"
+            )
+        lo, hi = flat.min(initial=0), flat.max(initial=0)
+        if n_out is not None and (lo < 0 or hi >= n_out):
+            raise ValueError(
+                f"{loss_name}: labels in {name} must be in [0, {n_out - 1}] for a model with "
+                f"{n_out} outputs. Received: labels from {lo} to {hi}"
+            )
+        return
+    if "categorical" in loss:
+        if y.ndim != len(out_shape) or (n_out is not None and y.shape[-1] != n_out):
+            hint = (
+                (
+                    " (integer labels need loss='sparse_categorical_crossentropy' "
+                    "or hpnn.utils.to_categorical)"
+                )
+                if y.ndim == len(out_shape) - 1
+                else ""
+            )
+            raise ValueError(
+                f"{loss_name} expects one-hot {name} of shape {(len(y), *out_shape[1:])}. "
+                f"Received: {name}.shape={y.shape}{hint}"
+            )
+        return
+    if "binary" in loss and (y.min(initial=0) < 0 or y.max(initial=0) > 1):
+        raise ValueError(
+            f"{loss_name} expects {name} in [0, 1]. Received: values from {y.min()} to {y.max()}"
+        )
+    ok = y.shape[1:] == tuple(out_shape[1:]) or (
+        y.ndim == len(out_shape) - 1 and n_out == 1 and y.shape[1:] == tuple(out_shape[1:-1])
+    )
+    if not ok:
+        raise ValueError(
+            f"{name} does not match the model's output: expected shape "
+            f"{(len(y), *out_shape[1:])}. Received: {name}.shape={y.shape}"
+        )
+
+
+def split_validation(x, y, fraction: float):
+    """Keras' ``validation_split``: the last ``fraction`` of the samples, before shuffling."""
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(
+            f"validation_split must be in [0, 1). Received: validation_split={fraction}"
+        )
+    n_val = int(len(x) * fraction)
+    if fraction and n_val == 0:
+        raise ValueError(f"validation_split={fraction} leaves no validation sample out of {len(x)}")
+    if n_val == 0:
+        return (x, y), None
+    cut = len(x) - n_val
+    return (x[:cut], None if y is None else y[:cut]), (x[cut:], None if y is None else y[cut:])
+
+
+def batch_slices(n: int, batch_size: int):
+    """Yield ``slice`` objects covering ``range(n)`` in order."""
+    for start in range(0, n, batch_size):
+        yield slice(start, min(start + batch_size, n))
+
+
+def check_batch_size(batch_size, default=32) -> int:
+    if batch_size is None:
+        return default
+    if (
+        not isinstance(batch_size, (int, np.integer))
+        or isinstance(batch_size, bool)
+        or batch_size <= 0
+    ):
+        raise ValueError(f"batch_size must be a positive int. Received: batch_size={batch_size!r}")
+    return int(batch_size)

@@ -1,0 +1,77 @@
+"""All ops, by family. ``Tensor``'s operators call these functions."""
+
+from hpnn.engine.ops.activation import (
+    elu,
+    leaky_relu,
+    log_softmax,
+    relu,
+    sigmoid,
+    softmax,
+    softplus,
+    tanh,
+)
+from hpnn.engine.ops.arith import (
+    abs,
+    add,
+    clip,
+    div,
+    exp,
+    log,
+    mul,
+    neg,
+    pow,
+    sqrt,
+    sub,
+    unbroadcast,
+)
+from hpnn.engine.ops.conv import conv2d
+from hpnn.engine.ops.dropout import dropout
+from hpnn.engine.ops.linalg import linear, matmul
+from hpnn.engine.ops.loss import (
+    sigmoid_binary_cross_entropy,
+    softmax_cross_entropy,
+    sparse_softmax_cross_entropy,
+)
+from hpnn.engine.ops.pool import average_pool2d, max_pool2d
+from hpnn.engine.ops.reduce import max, mean, sum
+from hpnn.engine.ops.shape import broadcast_to, concatenate, getitem, reshape, transpose
+
+__all__ = [
+    "abs",
+    "add",
+    "average_pool2d",
+    "broadcast_to",
+    "clip",
+    "concatenate",
+    "conv2d",
+    "div",
+    "dropout",
+    "elu",
+    "exp",
+    "getitem",
+    "leaky_relu",
+    "linear",
+    "log",
+    "log_softmax",
+    "matmul",
+    "max",
+    "max_pool2d",
+    "mean",
+    "mul",
+    "neg",
+    "pow",
+    "relu",
+    "reshape",
+    "sigmoid",
+    "sigmoid_binary_cross_entropy",
+    "softmax",
+    "softmax_cross_entropy",
+    "softplus",
+    "sparse_softmax_cross_entropy",
+    "sqrt",
+    "sub",
+    "sum",
+    "tanh",
+    "transpose",
+    "unbroadcast",
+]

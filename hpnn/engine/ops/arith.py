@@ -1,0 +1,207 @@
+"""Elementwise arithmetic: add, sub, mul, div, neg, pow, exp, log, sqrt, abs, clip."""
+
+from __future__ import annotations
+
+from hpnn.backend import get_xp
+from hpnn.engine.tensor import Function, Tensor, _as_array
+
+
+def unbroadcast(g, shape):
+    """Sum ``g`` down to ``shape``: the one place broadcasting is undone in backward."""
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        i + lead for i, n in enumerate(shape) if n == 1 and g.shape[i + lead] != 1
+    )
+    g = g.sum(axis=axes, keepdims=True) if axes else g
+    return g.reshape(shape)
+
+
+def _pair(a, b):
+    """Make both operands tensors; a bare scalar takes the dtype of the tensor beside it."""
+    if not isinstance(a, Tensor):
+        a = Tensor(_as_array(a, b.dtype if _is_scalar(a) and b.dtype.kind == "f" else None))
+    if not isinstance(b, Tensor):
+        b = Tensor(_as_array(b, a.dtype if _is_scalar(b) and a.dtype.kind == "f" else None))
+    return a, b
+
+
+def _is_scalar(v) -> bool:
+    return getattr(v, "ndim", 0) == 0
+
+
+class Add(Function):
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a + b
+
+    def backward(self, gy):
+        sa, sb = self.shapes
+        return unbroadcast(gy, sa), unbroadcast(gy, sb)
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a - b
+
+    def backward(self, gy):
+        sa, sb = self.shapes
+        gb = unbroadcast(-gy, sb) if self.needs_input_grad[1] else None
+        return unbroadcast(gy, sa), gb
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, gy):
+        a, b = self.a, self.b
+        ga = unbroadcast(gy * b, a.shape) if self.needs_input_grad[0] else None
+        gb = unbroadcast(gy * a, b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Div(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a / b
+
+    def backward(self, gy):
+        a, b = self.a, self.b
+        ga = unbroadcast(gy / b, a.shape) if self.needs_input_grad[0] else None
+        gb = unbroadcast(-gy * a / (b * b), b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Neg(Function):
+    def forward(self, a):
+        return -a
+
+    def backward(self, gy):
+        return -gy
+
+
+class Pow(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        self.y = a**b
+        return self.y
+
+    def backward(self, gy):
+        a, b, y = self.a, self.b, self.y
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            ga = unbroadcast(gy * b * a ** (b - 1), a.shape)
+        if self.needs_input_grad[1]:
+            xp = get_xp(a)
+            # d(a^b)/db = a^b ln a; defined as 0 where a == 0 (the limit for b > 0).
+            ln_a = xp.log(xp.where(a > 0, a, 1))
+            gb = unbroadcast(gy * y * ln_a, b.shape)
+        return ga, gb
+
+
+class Exp(Function):
+    def forward(self, a):
+        self.y = get_xp(a).exp(a)
+        return self.y
+
+    def backward(self, gy):
+        return gy * self.y
+
+
+class Log(Function):
+    def forward(self, a):
+        self.a = a
+        return get_xp(a).log(a)
+
+    def backward(self, gy):
+        return gy / self.a
+
+
+class Sqrt(Function):
+    def forward(self, a):
+        self.y = get_xp(a).sqrt(a)
+        return self.y
+
+    def backward(self, gy):
+        return gy / (2 * self.y)
+
+
+class Abs(Function):
+    def forward(self, a):
+        self.a = a
+        return abs(a)
+
+    def backward(self, gy):
+        return gy * get_xp(self.a).sign(self.a)
+
+
+class Clip(Function):
+    def __init__(self, lo, hi):
+        self.lo, self.hi = lo, hi
+
+    def forward(self, a):
+        self.a = a
+        return get_xp(a).clip(a, self.lo, self.hi)
+
+    def backward(self, gy):
+        a = self.a
+        return gy * ((a >= self.lo) & (a <= self.hi))
+
+
+def add(a, b) -> Tensor:
+    """Return ``a + b`` with NumPy broadcasting."""
+    return Add()(*_pair(a, b))
+
+
+def sub(a, b) -> Tensor:
+    """Return ``a - b`` with NumPy broadcasting."""
+    return Sub()(*_pair(a, b))
+
+
+def mul(a, b) -> Tensor:
+    """Return ``a * b`` with NumPy broadcasting."""
+    return Mul()(*_pair(a, b))
+
+
+def div(a, b) -> Tensor:
+    """Return ``a / b`` with NumPy broadcasting."""
+    return Div()(*_pair(a, b))
+
+
+def neg(a) -> Tensor:
+    """Return ``-a``."""
+    return Neg()(a)
+
+
+def pow(a, b) -> Tensor:  # noqa: A001 - the op is called pow, as in NumPy's power
+    """Return ``a ** b``; ``b`` may be a scalar or a tensor."""
+    return Pow()(*_pair(a, b))
+
+
+def exp(a) -> Tensor:
+    """Return ``e ** a``."""
+    return Exp()(a)
+
+
+def log(a) -> Tensor:
+    """Return the natural logarithm of ``a``."""
+    return Log()(a)
+
+
+def sqrt(a) -> Tensor:
+    """Return the square root of ``a``."""
+    return Sqrt()(a)
+
+
+def abs(a) -> Tensor:  # noqa: A001
+    """Return ``|a|`` (gradient ``sign(a)``, 0 at 0)."""
+    return Abs()(a)
+
+
+def clip(a, lo, hi) -> Tensor:
+    """Return ``a`` limited to ``[lo, hi]``; the gradient passes only inside the range."""
+    return Clip(lo, hi)(a)

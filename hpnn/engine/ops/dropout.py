@@ -1,0 +1,41 @@
+"""Inverted dropout: zero a fraction ``rate`` of the inputs and scale the rest."""
+
+from __future__ import annotations
+
+from hpnn.engine.tensor import Function, Tensor
+
+
+class Dropout(Function):
+    def __init__(self, rate: float, rng):
+        self.rate, self.rng = rate, rng
+
+    def forward(self, x):
+        keep = 1.0 - self.rate
+        # Draw on the host generator so runs are reproducible on every backend.
+        u = self.rng.random(x.shape, dtype="float64" if x.dtype == "float64" else "float32")
+        mask = (u < keep).astype(x.dtype)
+        mask *= x.dtype.type(1.0 / keep)
+        if type(mask) is not type(x):  # pragma: no cover - GPU arrays
+            from hpnn.backend import get_xp
+
+            mask = get_xp(x).asarray(mask)
+        self.mask = mask
+        return x * mask
+
+    def backward(self, gy):
+        return gy * self.mask
+
+
+def dropout(x, rate: float, rng) -> Tensor:
+    """Zero each element with probability ``rate`` and scale survivors by ``1/(1-rate)``.
+
+    Args:
+        x: any tensor.
+        rate: fraction to drop, in ``[0, 1)``.
+        rng: a ``numpy.random.Generator`` (the layer's own).
+    """
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"dropout rate must be in [0, 1). Received: rate={rate}")
+    if rate == 0.0:
+        return x
+    return Dropout(rate, rng)(x)

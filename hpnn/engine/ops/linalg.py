@@ -1,0 +1,67 @@
+"""Matrix products: matmul and the fused dense op ``linear`` (x @ W + b)."""
+
+from __future__ import annotations
+
+from hpnn.engine.ops.arith import _pair, unbroadcast
+from hpnn.engine.tensor import Function, Tensor
+
+
+class MatMul(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a @ b
+
+    def backward(self, gy):
+        a, b = self.a, self.b
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            if b.ndim == 1:
+                ga = gy[..., None] * b
+            else:
+                ga = (
+                    gy[..., None, :] @ b.swapaxes(-1, -2)
+                    if a.ndim == 1
+                    else gy @ b.swapaxes(-1, -2)
+                )
+                if a.ndim == 1:
+                    ga = ga[..., 0, :]
+            ga = unbroadcast(ga, a.shape)
+        if self.needs_input_grad[1]:
+            if a.ndim == 1:
+                gb = a[:, None] * gy[..., None, :]
+            elif b.ndim == 1:
+                gb = a * gy[..., None]
+            else:
+                gb = a.swapaxes(-1, -2) @ gy
+            gb = unbroadcast(gb, b.shape)
+        return ga, gb
+
+
+class Linear(Function):
+    """``x @ W + b`` for ``x`` of shape ``(..., in)``, ``W`` ``(in, out)``, ``b`` ``(out,)``."""
+
+    def forward(self, x, w, b=None):
+        self.x, self.w = x, w
+        y = x @ w
+        if b is not None:
+            y += b
+        return y
+
+    def backward(self, gy):
+        x, w = self.x, self.w
+        gy2 = gy.reshape(-1, gy.shape[-1])
+        gx = (gy @ w.T) if self.needs_input_grad[0] else None
+        gw = x.reshape(-1, x.shape[-1]).T @ gy2 if self.needs_input_grad[1] else None
+        if len(self.needs_input_grad) == 3:
+            return gx, gw, gy2.sum(axis=0) if self.needs_input_grad[2] else None
+        return gx, gw
+
+
+def matmul(a, b) -> Tensor:
+    """Matrix product with NumPy's rules (batched, broadcasting, 1-D operands)."""
+    return MatMul()(*_pair(a, b))
+
+
+def linear(x, w, b=None) -> Tensor:
+    """Return ``x @ w + b`` in one op (the dense layer's forward)."""
+    return Linear()(x, w) if b is None else Linear()(x, w, b)

@@ -1,0 +1,102 @@
+"""2-D max and average pooling, channels-last, as a loop over the window taps.
+
+Each tap is a strided view of the input, so pooling is kh*kw vectorised passes
+over the output, with no index arrays; when the window tiles the input this is
+exactly the reshape-to-6-D formulation.
+"""
+
+from __future__ import annotations
+
+from hpnn.backend import get_xp
+from hpnn.engine.ops.conv import pad_amounts, pad_hw
+from hpnn.engine.tensor import Function, Tensor
+
+
+class _Pool2D(Function):
+    def __init__(self, pool_size, strides, padding):
+        self.pool_size, self.strides, self.padding = pool_size, strides, padding
+
+    def _setup(self, x, fill):
+        _n, h, w, _c = x.shape
+        (kh, kw), (sh, sw) = self.pool_size, self.strides
+        self.pads = (pad_amounts(h, kh, sh, self.padding), pad_amounts(w, kw, sw, self.padding))
+        xp_ = pad_hw(x, self.pads, fill)
+        self.oh = (xp_.shape[1] - kh) // sh + 1
+        self.ow = (xp_.shape[2] - kw) // sw + 1
+        self.x_shape, self.padded_shape = x.shape, xp_.shape
+        return xp_
+
+    def _taps(self, a):
+        """Yield ((p, q), view) for every window tap of the padded array ``a``."""
+        (kh, kw), (sh, sw) = self.pool_size, self.strides
+        oh, ow = self.oh, self.ow
+        for p in range(kh):
+            for q in range(kw):
+                yield a[:, p : p + sh * oh : sh, q : q + sw * ow : sw, :]
+
+    def _unpad(self, gxp):
+        (pt, _), (pl, _) = self.pads
+        h, w = self.x_shape[1:3]
+        return gxp[:, pt : pt + h, pl : pl + w]
+
+
+class MaxPool2D(_Pool2D):
+    def forward(self, x):
+        xp = get_xp(x)
+        xp_ = self._setup(x, -xp.inf)
+        taps = self._taps(xp_)
+        y = next(taps).copy()
+        for t in taps:
+            xp.maximum(y, t, out=y)
+        self.xp_, self.y = xp_, y
+        return y
+
+    def backward(self, gy):
+        xp = get_xp(gy)
+        gxp = xp.zeros(self.padded_shape, dtype=gy.dtype)
+        taken = xp.zeros(self.y.shape, dtype=bool)
+        # The gradient goes to the first maximal tap only, as in PyTorch and TF.
+        for t, g in zip(self._taps(self.xp_), self._taps(gxp), strict=True):
+            hit = t == self.y
+            hit &= ~taken
+            taken |= hit
+            g += gy * hit
+        return self._unpad(gxp)
+
+
+class AvgPool2D(_Pool2D):
+    def forward(self, x):
+        xp = get_xp(x)
+        xp_ = self._setup(x, 0.0)
+        taps = self._taps(xp_)
+        y = next(taps).copy()
+        for t in taps:
+            y += t
+        # 'same' padding: divide by the number of real (unpadded) inputs in each window
+        if xp_.shape != x.shape:
+            ones = pad_hw(xp.ones((1, *x.shape[1:3], 1), dtype=x.dtype), self.pads)
+            count = sum(t for t in self._taps(ones))
+            self.scale = (1.0 / count).astype(x.dtype)
+        else:
+            kh, kw = self.pool_size
+            self.scale = x.dtype.type(1.0 / (kh * kw))
+        y *= self.scale
+        return y
+
+    def backward(self, gy):
+        xp = get_xp(gy)
+        gxp = xp.zeros(self.padded_shape, dtype=gy.dtype)
+        g_scaled = gy * self.scale
+        for g in self._taps(gxp):
+            g += g_scaled
+        return self._unpad(gxp)
+
+
+def max_pool2d(x, pool_size=(2, 2), strides=None, padding: str = "valid") -> Tensor:
+    """Max pooling over ``(N, H, W, C)``; ``strides`` defaults to ``pool_size``."""
+    return MaxPool2D(tuple(pool_size), tuple(strides or pool_size), padding)(x)
+
+
+def average_pool2d(x, pool_size=(2, 2), strides=None, padding: str = "valid") -> Tensor:
+    """Average pooling over ``(N, H, W, C)``; 'same' windows average only real inputs."""
+    return AvgPool2D(tuple(pool_size), tuple(strides or pool_size), padding)(x)

@@ -1,0 +1,49 @@
+"""Variable: a named, trainable leaf tensor that layers own and optimizers update."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hpnn.backend import to_numpy, xp_default
+from hpnn.engine.tensor import Tensor
+
+
+class Variable(Tensor):
+    """A leaf tensor holding a weight.
+
+    Args:
+        value: the initial array.
+        name: e.g. ``"kernel"``; ``path`` adds the owning layer's name.
+        trainable: whether optimizers update it (and it gets a gradient).
+    """
+
+    __slots__ = ("path", "regularizer", "trainable")
+
+    def __init__(
+        self, value, name: str = "variable", trainable: bool = True, path: str | None = None
+    ):
+        xp = xp_default()
+        super().__init__(xp.asarray(value), requires_grad=trainable, name=name)
+        self.trainable = trainable
+        self.path = path or name
+        self.regularizer = None
+
+    @property
+    def value(self):
+        return self.data
+
+    def assign(self, value) -> None:
+        """Copy ``value`` into the variable in place (shape must match)."""
+        arr = value.data if isinstance(value, Tensor) else value
+        if tuple(np.shape(arr)) != self.shape:
+            raise ValueError(
+                f"Variable '{self.path}': expected a value of shape {self.shape}. "
+                f"Received: shape={tuple(np.shape(arr))}"
+            )
+        self.data[...] = xp_default().asarray(arr, dtype=self.dtype)
+
+    def __repr__(self) -> str:
+        value = to_numpy(self.data)
+        return (
+            f"<Variable path={self.path}, shape={self.shape}, dtype={self.dtype}, value={value!r}>"
+        )

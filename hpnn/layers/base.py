@@ -1,0 +1,202 @@
+"""The Layer base class: ``build(input_shape)`` creates weights, ``call`` computes."""
+
+from __future__ import annotations
+
+import collections
+import re
+
+import numpy as np
+
+from hpnn import initializers, regularizers
+from hpnn.backend import floatx, to_numpy
+from hpnn.engine.tensor import Tensor, _as_array
+from hpnn.engine.variable import Variable
+
+_name_counts: collections.Counter = collections.Counter()
+
+
+def unique_name(base: str) -> str:
+    """``conv2d``, then ``conv2d_1``, ``conv2d_2``... as Keras names layers."""
+    n = _name_counts[base]
+    _name_counts[base] += 1
+    return base if n == 0 else f"{base}_{n}"
+
+
+def reset_names() -> None:
+    """Restart the automatic layer names (``clear_session``)."""
+    _name_counts.clear()
+
+
+def _snake(name: str) -> str:
+    s = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
+
+
+def normalize_tuple(value, n: int, name: str, owner: str) -> tuple:
+    """Turn an int or a sequence of ``n`` positive ints into a tuple (Keras' rule)."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        t = (int(value),) * n
+    else:
+        try:
+            t = tuple(int(v) for v in value)
+        except (TypeError, ValueError):
+            t = ()
+    if len(t) != n or any(v <= 0 for v in t):
+        raise ValueError(
+            f"{owner}: {name} must be a positive int or a tuple of {n} positive ints. "
+            f"Received: {name}={value!r}"
+        )
+    return t
+
+
+class Layer:
+    """Base class of all layers.
+
+    Subclasses set ``input_ndim`` (exact rank, batch included) or ``min_ndim``,
+    create weights in ``build(input_shape)`` with ``add_weight``, and compute in
+    ``call(x, training=False)``.
+    """
+
+    input_ndim: int | None = None
+    min_ndim: int | None = None
+    rank_hint: str = ""
+
+    def __init__(self, name=None, trainable=True, dtype=None, input_shape=None, **kwargs):
+        if kwargs:
+            raise TypeError(
+                f"{type(self).__name__}: unexpected keyword argument(s) {sorted(kwargs)}."
+            )
+        self.name = name or unique_name(_snake(type(self).__name__))
+        self.trainable = trainable
+        self.dtype = dtype or floatx()
+        self.built = False
+        self._weights: list[Variable] = []
+        self._fixed_dims: dict[int, int] = {}
+        self._input_shape_arg = tuple(input_shape) if input_shape is not None else None
+        self.input_shape = None
+        self.output_shape = None
+
+    # -- weights ---------------------------------------------------------------
+    def add_weight(
+        self,
+        shape,
+        initializer="glorot_uniform",
+        name=None,
+        trainable=True,
+        regularizer=None,
+        dtype=None,
+    ) -> Variable:
+        """Create a weight (only from ``build``) and register it with the layer."""
+        init = initializers.get(initializer)
+        value = init(tuple(shape), dtype=dtype or self.dtype)
+        v = Variable(
+            value,
+            name=name or "variable",
+            trainable=trainable and self.trainable,
+            path=f"{self.name}/{name or 'variable'}",
+        )
+        v.regularizer = regularizers.get(regularizer)
+        self._weights.append(v)
+        return v
+
+    @property
+    def weights(self) -> list[Variable]:
+        return list(self._weights)
+
+    @property
+    def trainable_weights(self) -> list[Variable]:
+        return [w for w in self._weights if w.trainable] if self.trainable else []
+
+    @property
+    def non_trainable_weights(self) -> list[Variable]:
+        return [w for w in self._weights if not (w.trainable and self.trainable)]
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [to_numpy(w.data).copy() for w in self._weights]
+
+    def set_weights(self, weights) -> None:
+        """Set the weights from a list of arrays, in ``get_weights`` order."""
+        weights = list(weights)
+        if len(weights) != len(self._weights):
+            raise ValueError(
+                f"Layer '{self.name}' expects {len(self._weights)} weight arrays "
+                f"({[w.shape for w in self._weights]}). Received: {len(weights)} arrays"
+            )
+        for v, w in zip(self._weights, weights, strict=True):
+            if tuple(np.shape(w)) != v.shape:
+                raise ValueError(
+                    f"Layer '{self.name}' weight '{v.name}': expected shape {v.shape}. "
+                    f"Received: shape={tuple(np.shape(w))}"
+                )
+        for v, w in zip(self._weights, weights, strict=True):
+            v.assign(w)
+
+    def count_params(self) -> int:
+        return int(sum(w.size for w in self._weights))
+
+    # -- shapes ----------------------------------------------------------------
+    def _where(self) -> str:
+        return f"{type(self).__name__} '{self.name}'"
+
+    def check_input_shape(self, shape) -> None:
+        """Raise a ValueError naming the layer if ``shape`` cannot be its input."""
+        shape = tuple(shape)
+        hint = f" {self.rank_hint}" if self.rank_hint else ""
+        if self.input_ndim is not None and len(shape) != self.input_ndim:
+            raise ValueError(
+                f"{self._where()}: expected input of rank {self.input_ndim}{hint}. "
+                f"Received: shape={shape}"
+            )
+        if self.min_ndim is not None and len(shape) < self.min_ndim:
+            raise ValueError(
+                f"{self._where()}: expected input of rank >= {self.min_ndim}{hint}. "
+                f"Received: shape={shape}"
+            )
+        for axis, size in self._fixed_dims.items():
+            if shape[axis] is not None and shape[axis] != size:
+                raise ValueError(
+                    f"{self._where()}: expected axis {axis} of the input to have size {size} "
+                    f"(the layer was built for it). Received: shape={shape}"
+                )
+
+    def build(self, input_shape) -> None:
+        """Create the weights for ``input_shape`` (batch axis included, may be None)."""
+        self.built = True
+
+    def compute_output_shape(self, input_shape) -> tuple:
+        return tuple(input_shape)
+
+    def build_for(self, input_shape) -> tuple:
+        """Check, build if needed, and return the output shape (no computation)."""
+        input_shape = tuple(input_shape)
+        self.check_input_shape(input_shape)
+        if not self.built:
+            self.build(input_shape)
+            self.built = True
+        self.input_shape = input_shape
+        self.output_shape = tuple(self.compute_output_shape(input_shape))
+        return self.output_shape
+
+    # -- calling ---------------------------------------------------------------
+    def call(self, x, training=False):
+        raise NotImplementedError
+
+    def __call__(self, x, training=False):
+        if not isinstance(x, Tensor):
+            x = Tensor(_as_array(x, self.dtype))
+        if not self.built:
+            self.build_for((None, *x.shape[1:]))
+        else:
+            self.check_input_shape(x.shape)
+        return self.call(x, training=training)
+
+    # -- config ----------------------------------------------------------------
+    def get_config(self) -> dict:
+        return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"

@@ -1,0 +1,187 @@
+"""Convolution and pooling layers (channels-last)."""
+
+from __future__ import annotations
+
+from hpnn import activations
+from hpnn.engine import ops
+from hpnn.engine.ops.conv import conv_output_length
+from hpnn.layers.base import Layer, normalize_tuple
+
+
+def _padding(value, owner):
+    p = value.lower() if isinstance(value, str) else value
+    if p not in ("valid", "same"):
+        raise ValueError(f"{owner}: padding must be 'valid' or 'same'. Received: padding={value!r}")
+    return p
+
+
+def _data_format(value, owner):
+    if value not in (None, "channels_last"):
+        raise ValueError(
+            f"{owner}: only data_format='channels_last' (N, H, W, C) is supported. "
+            f"Received: data_format={value!r}"
+        )
+
+
+class Conv2D(Layer):
+    """2-D convolution over ``(batch, height, width, channels)``.
+
+    Args:
+        filters: number of output channels.
+        kernel_size: int or ``(kh, kw)``; kernel shape ``(kh, kw, in, filters)``.
+        strides: int or ``(sh, sw)``.
+        padding: ``"valid"`` or ``"same"``.
+    """
+
+    input_ndim = 4
+    rank_hint = "(batch, height, width, channels)"
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=(1, 1),
+        padding="valid",
+        data_format=None,
+        dilation_rate=(1, 1),
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        owner = f"Conv2D '{self.name}'"
+        if not isinstance(filters, int) or isinstance(filters, bool) or filters <= 0:
+            raise ValueError(
+                f"{owner}: filters must be a positive int. Received: filters={filters!r}"
+            )
+        self.filters = filters
+        self.kernel_size = normalize_tuple(kernel_size, 2, "kernel_size", owner)
+        self.strides = normalize_tuple(strides, 2, "strides", owner)
+        self.padding = _padding(padding, owner)
+        _data_format(data_format, owner)
+        if normalize_tuple(dilation_rate, 2, "dilation_rate", owner) != (1, 1):
+            raise NotImplementedError(f"{owner}: dilation_rate other than 1 is not supported yet.")
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        self.kernel_regularizer = kernel_regularizer
+        self.bias_regularizer = bias_regularizer
+        self.activity_regularizer = activity_regularizer
+
+    def build(self, input_shape):
+        c = input_shape[-1]
+        if c is None:
+            raise ValueError(
+                f"{self._where()}: the channel axis must be known. "
+                f"Received: shape={tuple(input_shape)}"
+            )
+        self.compute_output_shape(input_shape)  # raises if the input is too small
+        self.kernel = self.add_weight(
+            (*self.kernel_size, c, self.filters),
+            self.kernel_initializer,
+            "kernel",
+            regularizer=self.kernel_regularizer,
+        )
+        self.bias = (
+            self.add_weight(
+                (self.filters,), self.bias_initializer, "bias", regularizer=self.bias_regularizer
+            )
+            if self.use_bias
+            else None
+        )
+        self._fixed_dims = {-1: c}
+        self.built = True
+
+    def call(self, x, training=False):
+        y = ops.conv2d(x, self.kernel, self.bias, self.strides, self.padding)
+        return self.activation(y)
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, _ = input_shape
+        out = []
+        for size, k, s in zip((h, w), self.kernel_size, self.strides, strict=True):
+            o = None if size is None else conv_output_length(size, k, s, self.padding)
+            if o is not None and o <= 0:
+                raise ValueError(
+                    f"{self._where()}: input of spatial size {(h, w)} is smaller than the kernel "
+                    f"{self.kernel_size} with padding='valid'. Received: shape={tuple(input_shape)}"
+                )
+            out.append(o)
+        return (n, *out, self.filters)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+        }
+
+
+class _Pooling2D(Layer):
+    input_ndim = 4
+    rank_hint = "(batch, height, width, channels)"
+    _fn = None
+
+    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        owner = f"{type(self).__name__} '{self.name}'"
+        self.pool_size = normalize_tuple(pool_size, 2, "pool_size", owner)
+        self.strides = normalize_tuple(
+            strides if strides is not None else self.pool_size, 2, "strides", owner
+        )
+        self.padding = _padding(padding, owner)
+        _data_format(data_format, owner)
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        out = []
+        for size, k, s in zip((h, w), self.pool_size, self.strides, strict=True):
+            o = None if size is None else conv_output_length(size, k, s, self.padding)
+            if o is not None and o <= 0:
+                raise ValueError(
+                    f"{self._where()}: input of spatial size {(h, w)} is smaller than the pool "
+                    f"{self.pool_size}. Received: shape={tuple(input_shape)}"
+                )
+            out.append(o)
+        return (n, *out, c)
+
+    def build(self, input_shape):
+        self.compute_output_shape(input_shape)
+        self.built = True
+
+    def call(self, x, training=False):
+        return type(self)._fn(x, self.pool_size, self.strides, self.padding)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "pool_size": self.pool_size,
+            "strides": self.strides,
+            "padding": self.padding,
+        }
+
+
+class MaxPooling2D(_Pooling2D):
+    """Max over ``pool_size`` windows; ``strides`` defaults to ``pool_size``."""
+
+    _fn = staticmethod(ops.max_pool2d)
+
+
+class AveragePooling2D(_Pooling2D):
+    """Mean over ``pool_size`` windows; ``strides`` defaults to ``pool_size``."""
+
+    _fn = staticmethod(ops.average_pool2d)
+
+
+MaxPool2D = MaxPooling2D
+AvgPool2D = AveragePooling2D

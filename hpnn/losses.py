@@ -1,0 +1,218 @@
+"""Losses with Keras names. A loss maps ``(y_true, y_pred)`` to a scalar tensor.
+
+Cross-entropies fed the output of hpnn's ``softmax``/``sigmoid`` op compute from
+the logits underneath (as Keras does with TensorFlow), so they stay finite and
+exact even when a probability underflows to 0.
+"""
+
+from __future__ import annotations
+
+from hpnn.backend import get_xp
+from hpnn.engine import ops
+from hpnn.engine.ops.activation import Sigmoid, Softmax
+from hpnn.engine.tensor import Tensor, as_tensor
+
+EPSILON = 1e-7
+
+
+def _logits_of(y_pred: Tensor, kind):
+    """The input of the softmax/sigmoid op that produced ``y_pred``, if it was one."""
+    f = y_pred.creator
+    if isinstance(f, kind) and (kind is not Softmax or f.axis in (-1, y_pred.ndim - 1)):
+        return f.inputs[0]
+    return None
+
+
+def _as_target(y_true, like: Tensor):
+    xp = get_xp(like.data)
+    data = y_true.data if isinstance(y_true, Tensor) else y_true
+    return xp.asarray(data, dtype=like.dtype)
+
+
+def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+    """Per-sample cross-entropy between one-hot (or probability) targets and predictions."""
+    y_pred = as_tensor(y_pred)
+    t = _as_target(y_true, y_pred)
+    if label_smoothing:
+        n = t.shape[-1]
+        t = t * (1 - label_smoothing) + label_smoothing / n
+    logits = y_pred if from_logits else _logits_of(y_pred, Softmax)
+    if logits is not None:
+        return ops.softmax_cross_entropy(logits, t)
+    p = y_pred / ops.sum(y_pred, axis=-1, keepdims=True)
+    p = ops.clip(p, EPSILON, 1 - EPSILON)
+    return -ops.sum(ops.mul(ops.log(p), t), axis=-1)
+
+
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):
+    """Per-sample cross-entropy between integer labels and predictions."""
+    y_pred = as_tensor(y_pred)
+    xp = get_xp(y_pred.data)
+    labels = y_true.data if isinstance(y_true, Tensor) else y_true
+    labels = xp.asarray(labels)
+    if labels.ndim == y_pred.ndim and labels.shape[-1] == 1:
+        labels = labels[..., 0]
+    labels = labels.astype(xp.int64)
+    logits = y_pred if from_logits else _logits_of(y_pred, Softmax)
+    if logits is not None:
+        return ops.sparse_softmax_cross_entropy(logits, labels)
+    p = y_pred / ops.sum(y_pred, axis=-1, keepdims=True)
+    p = ops.clip(p, EPSILON, 1 - EPSILON)
+    rows = xp.indices(labels.shape)
+    return -ops.log(ops.getitem(p, (*rows, labels)))
+
+
+def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+    """Per-sample binary cross-entropy, averaged over the last axis."""
+    y_pred = as_tensor(y_pred)
+    t = _as_target(y_true, y_pred)
+    if label_smoothing:
+        t = t * (1 - label_smoothing) + 0.5 * label_smoothing
+    if t.ndim == y_pred.ndim - 1:
+        t = t[..., None]
+    logits = y_pred if from_logits else _logits_of(y_pred, Sigmoid)
+    if logits is not None:
+        return ops.mean(ops.sigmoid_binary_cross_entropy(logits, t), axis=-1)
+    p = ops.clip(y_pred, EPSILON, 1 - EPSILON)
+    bce = ops.mul(ops.log(p), t) + ops.mul(ops.log(1 - p), 1 - t)
+    return -ops.mean(bce, axis=-1)
+
+
+def mean_squared_error(y_true, y_pred):
+    """Per-sample mean of squared differences over the last axis."""
+    y_pred = as_tensor(y_pred)
+    d = ops.sub(y_pred, _as_target(y_true, y_pred))
+    return ops.mean(d * d, axis=-1)
+
+
+def mean_absolute_error(y_true, y_pred):
+    """Per-sample mean of absolute differences over the last axis."""
+    y_pred = as_tensor(y_pred)
+    return ops.mean(ops.abs(ops.sub(y_pred, _as_target(y_true, y_pred))), axis=-1)
+
+
+mse = MSE = mean_squared_error
+mae = MAE = mean_absolute_error
+
+
+class Loss:
+    """A loss object: ``loss(y_true, y_pred)`` returns the batch mean as a scalar Tensor."""
+
+    fn = None
+
+    def __init__(self, name=None, reduction="sum_over_batch_size", **kwargs):
+        if reduction not in ("sum_over_batch_size", "sum", "none", None):
+            raise ValueError(
+                "reduction must be 'sum_over_batch_size', 'sum' or 'none'. "
+                f"Received: reduction={reduction!r}"
+            )
+        self.name = name or _snake_name(type(self).__name__)
+        self.reduction = reduction
+        self.kwargs = kwargs
+
+    def call(self, y_true, y_pred):
+        return type(self).fn(y_true, y_pred, **self.kwargs)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        values = self.call(y_true, y_pred)
+        if sample_weight is not None:
+            values = ops.mul(values, _as_target(sample_weight, values))
+        if self.reduction in ("none", None):
+            return values
+        total = ops.sum(values)
+        if self.reduction == "sum":
+            return total
+        return total / values.size if values.size else total
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "reduction": self.reduction, **self.kwargs}
+
+
+def _snake_name(cls_name):
+    out = []
+    for i, ch in enumerate(cls_name):
+        if ch.isupper() and i and not cls_name[i - 1].isupper():
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)
+
+
+class CategoricalCrossentropy(Loss):
+    fn = staticmethod(categorical_crossentropy)
+
+    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, **kwargs):
+        super().__init__(from_logits=from_logits, label_smoothing=label_smoothing, **kwargs)
+
+
+class SparseCategoricalCrossentropy(Loss):
+    fn = staticmethod(sparse_categorical_crossentropy)
+
+    def __init__(self, from_logits=False, **kwargs):
+        super().__init__(from_logits=from_logits, **kwargs)
+
+
+class BinaryCrossentropy(Loss):
+    fn = staticmethod(binary_crossentropy)
+
+    def __init__(self, from_logits=False, label_smoothing=0.0, **kwargs):
+        super().__init__(from_logits=from_logits, label_smoothing=label_smoothing, **kwargs)
+
+
+class MeanSquaredError(Loss):
+    fn = staticmethod(mean_squared_error)
+
+
+class MeanAbsoluteError(Loss):
+    fn = staticmethod(mean_absolute_error)
+
+
+class LossFunctionWrapper(Loss):
+    """Wrap a plain function ``fn(y_true, y_pred) -> per-sample tensor``."""
+
+    def __init__(self, fn, name=None, **kwargs):
+        super().__init__(name=name or getattr(fn, "__name__", "loss"), **kwargs)
+        self._fn = fn
+
+    def call(self, y_true, y_pred):
+        return self._fn(y_true, y_pred)
+
+
+_BY_NAME = {
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+    "binary_crossentropy": BinaryCrossentropy,
+    "mean_squared_error": MeanSquaredError,
+    "mse": MeanSquaredError,
+    "mean_absolute_error": MeanAbsoluteError,
+    "mae": MeanAbsoluteError,
+}
+_FN_TO_CLASS = {
+    categorical_crossentropy: CategoricalCrossentropy,
+    sparse_categorical_crossentropy: SparseCategoricalCrossentropy,
+    binary_crossentropy: BinaryCrossentropy,
+    mean_squared_error: MeanSquaredError,
+    mean_absolute_error: MeanAbsoluteError,
+}
+
+
+def get(identifier) -> Loss:
+    """Return a Loss object from a name, a Loss, a class, or a function."""
+    if isinstance(identifier, Loss):
+        return identifier
+    if isinstance(identifier, str):
+        key = identifier if identifier in _BY_NAME else _snake_name(identifier)
+        if key in _BY_NAME:
+            loss = _BY_NAME[key]()
+            loss.name = identifier
+            return loss
+        raise ValueError(
+            f"Unknown loss: expected one of {sorted(_BY_NAME)}, a Loss or a function. "
+            f"Received: loss={identifier!r}"
+        )
+    if isinstance(identifier, type) and issubclass(identifier, Loss):
+        return identifier()
+    if identifier in _FN_TO_CLASS:
+        return _FN_TO_CLASS[identifier]()
+    if callable(identifier):
+        return LossFunctionWrapper(identifier)
+    raise ValueError(f"loss must be a string, a Loss or a callable. Received: loss={identifier!r}")

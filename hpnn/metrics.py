@@ -1,0 +1,196 @@
+"""Metrics: stateful accumulators over batches (``update_state``, ``result``, ``reset_state``).
+
+They read plain arrays (predictions after the forward pass), never the graph.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hpnn.backend import to_numpy
+from hpnn.engine.tensor import Tensor
+
+
+class Metric:
+    """A weighted running mean of a per-sample value ``fn(y_true, y_pred)``."""
+
+    def __init__(self, name=None, dtype=None):
+        self.name = name or type(self).__name__.lower()
+        self.reset_state()
+
+    def reset_state(self) -> None:
+        self.total = 0.0
+        self.count = 0.0
+
+    def values(self, y_true, y_pred) -> np.ndarray:
+        raise NotImplementedError
+
+    def update_state(self, y_true, y_pred, sample_weight=None) -> None:
+        v = np.asarray(self.values(to_numpy(y_true), to_numpy(y_pred)), dtype=np.float64)
+        if sample_weight is not None:
+            w = np.broadcast_to(np.asarray(sample_weight, np.float64), v.shape)
+            self.total += float((v * w).sum())
+            self.count += float(w.sum())
+        else:
+            self.total += float(v.sum())
+            self.count += v.size
+
+    def result(self) -> float:
+        return self.total / self.count if self.count else 0.0
+
+    def __call__(self, y_true, y_pred, sample_weight=None) -> float:
+        self.reset_state()
+        self.update_state(y_true, y_pred, sample_weight)
+        return self.result()
+
+
+class Mean(Metric):
+    """Mean of the values given to ``update_state(values, sample_weight)``."""
+
+    def update_state(self, values, sample_weight=None) -> None:
+        v = np.asarray(to_numpy(values), np.float64)
+        w = np.ones_like(v) if sample_weight is None else np.broadcast_to(sample_weight, v.shape)
+        self.total += float((v * w).sum())
+        self.count += float(np.sum(w))
+
+
+def _labels(y_true, y_pred):
+    """Integer labels from sparse (N,) / (N, 1) targets."""
+    y = np.asarray(y_true)
+    if y.ndim == y_pred.ndim and y.shape[-1] == 1:
+        y = y[..., 0]
+    return y
+
+
+class CategoricalAccuracy(Metric):
+    def __init__(self, name="categorical_accuracy", dtype=None):
+        super().__init__(name)
+
+    def values(self, y_true, y_pred):
+        return np.argmax(y_true, axis=-1) == np.argmax(y_pred, axis=-1)
+
+
+class SparseCategoricalAccuracy(Metric):
+    def __init__(self, name="sparse_categorical_accuracy", dtype=None):
+        super().__init__(name)
+
+    def values(self, y_true, y_pred):
+        return _labels(y_true, y_pred).astype(np.int64) == np.argmax(y_pred, axis=-1)
+
+
+class BinaryAccuracy(Metric):
+    def __init__(self, name="binary_accuracy", dtype=None, threshold=0.5):
+        super().__init__(name)
+        self.threshold = threshold
+
+    def values(self, y_true, y_pred):
+        y = np.asarray(y_true)
+        if y.ndim == y_pred.ndim - 1:
+            y = y[..., None]
+        return ((y_pred > self.threshold) == (y > 0.5)).mean(axis=-1)
+
+
+class Accuracy(Metric):
+    """Exact match of ``y_true`` and ``y_pred`` (Keras' ``Accuracy`` class)."""
+
+    def __init__(self, name="accuracy", dtype=None):
+        super().__init__(name)
+
+    def values(self, y_true, y_pred):
+        return np.asarray(y_true) == np.asarray(y_pred)
+
+
+class MeanSquaredError(Metric):
+    def __init__(self, name="mean_squared_error", dtype=None):
+        super().__init__(name)
+
+    def values(self, y_true, y_pred):
+        return ((y_pred - np.reshape(y_true, y_pred.shape)) ** 2).mean(axis=-1)
+
+
+class MeanAbsoluteError(Metric):
+    def __init__(self, name="mean_absolute_error", dtype=None):
+        super().__init__(name)
+
+    def values(self, y_true, y_pred):
+        return np.abs(y_pred - np.reshape(y_true, y_pred.shape)).mean(axis=-1)
+
+
+class TopKCategoricalAccuracy(Metric):
+    def __init__(self, k=5, name="top_k_categorical_accuracy", dtype=None):
+        super().__init__(name)
+        self.k = k
+
+    def values(self, y_true, y_pred):
+        top = np.argpartition(-y_pred, self.k - 1, axis=-1)[..., : self.k]
+        return (top == np.argmax(y_true, axis=-1)[..., None]).any(axis=-1)
+
+
+_BY_NAME = {
+    "categorical_accuracy": CategoricalAccuracy,
+    "sparse_categorical_accuracy": SparseCategoricalAccuracy,
+    "binary_accuracy": BinaryAccuracy,
+    "mean_squared_error": MeanSquaredError,
+    "mse": MeanSquaredError,
+    "mean_absolute_error": MeanAbsoluteError,
+    "mae": MeanAbsoluteError,
+    "top_k_categorical_accuracy": TopKCategoricalAccuracy,
+}
+
+
+def accuracy_for(loss_name: str | None, y_true_shape=None, y_pred_shape=None) -> Metric:
+    """Resolve the string ``"accuracy"`` the way Keras does.
+
+    From the loss first (binary / sparse / categorical cross-entropy), else from
+    the shapes: a 1-wide output is binary, integer-like targets are sparse.
+    """
+    name = (loss_name or "").lower()
+    if "binary" in name:
+        cls = BinaryAccuracy
+    elif "sparse" in name:
+        cls = SparseCategoricalAccuracy
+    elif "categorical" in name:
+        cls = CategoricalAccuracy
+    elif y_pred_shape is not None and y_pred_shape[-1] == 1:
+        cls = BinaryAccuracy
+    elif (
+        y_true_shape is not None
+        and y_pred_shape is not None
+        and (len(y_true_shape) < len(y_pred_shape) or y_true_shape[-1] == 1)
+    ):
+        cls = SparseCategoricalAccuracy
+    else:
+        cls = CategoricalAccuracy
+    return cls(name="accuracy")
+
+
+def get(identifier, loss_name=None, y_true_shape=None, y_pred_shape=None) -> Metric:
+    """Return a Metric from a name, a class, an instance, or a function."""
+    if isinstance(identifier, Metric):
+        return identifier
+    if isinstance(identifier, type) and issubclass(identifier, Metric):
+        return identifier()
+    if identifier in ("accuracy", "acc"):
+        m = accuracy_for(loss_name, y_true_shape, y_pred_shape)
+        m.name = identifier
+        return m
+    if isinstance(identifier, str) and identifier in _BY_NAME:
+        m = _BY_NAME[identifier]()
+        m.name = identifier
+        return m
+    if callable(identifier) and not isinstance(identifier, str):
+        return _FunctionMetric(identifier)
+    raise ValueError(
+        f"Unknown metric: expected 'accuracy', one of {sorted(_BY_NAME)}, a Metric or a "
+        f"function. Received: metric={identifier!r}"
+    )
+
+
+class _FunctionMetric(Metric):
+    def __init__(self, fn):
+        self.fn = fn
+        super().__init__(getattr(fn, "__name__", "metric"))
+
+    def values(self, y_true, y_pred):
+        out = self.fn(y_true, y_pred)
+        return out.numpy() if isinstance(out, Tensor) else to_numpy(out)

@@ -1,0 +1,343 @@
+"""Model: a layer with a training API — compile, fit, evaluate, predict."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hpnn import losses as losses_mod
+from hpnn import metrics as metrics_mod
+from hpnn import optimizers as optimizers_mod
+from hpnn.backend import floatx, to_numpy, xp_default
+from hpnn.data import adapter
+from hpnn.engine.tensor import Tensor, no_grad
+from hpnn.layers.base import Layer
+from hpnn.random import make_rng
+from hpnn.training.callbacks import CallbackList, History, ProgbarLogger
+
+
+class Model(Layer):
+    """Base class of models; subclasses define ``call`` and the ``layers`` list."""
+
+    def __init__(self, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.compiled = False
+        self.optimizer = None
+        self.loss = None
+        self.stop_training = False
+        self.history = None
+
+    # -- weights over all layers ----------------------------------------------------
+    @property
+    def layers(self) -> list[Layer]:
+        return []
+
+    @property
+    def weights(self):
+        return [w for layer in self.layers for w in layer.weights]
+
+    @property
+    def trainable_weights(self):
+        return (
+            [w for layer in self.layers for w in layer.trainable_weights] if self.trainable else []
+        )
+
+    @property
+    def non_trainable_weights(self):
+        return [w for layer in self.layers for w in layer.non_trainable_weights]
+
+    def get_weights(self):
+        return [w for layer in self.layers for w in layer.get_weights()]
+
+    def set_weights(self, weights):
+        weights = list(weights)
+        expected = self.weights
+        if len(weights) != len(expected):
+            raise ValueError(
+                f"Model '{self.name}' has {len(expected)} weight arrays. Received: {len(weights)} "
+                "(is the model built? call it on data or give it an Input first)"
+            )
+        i = 0
+        for layer in self.layers:
+            n = len(layer.weights)
+            layer.set_weights(weights[i : i + n])
+            i += n
+
+    def count_params(self) -> int:
+        return sum(layer.count_params() for layer in self.layers)
+
+    @property
+    def losses(self) -> list[Tensor]:
+        """Regularization penalties of all weights, as scalar tensors."""
+        return [w.regularizer(w) for w in self.weights if w.regularizer is not None]
+
+    # -- compile ----------------------------------------------------------------
+    def compile(
+        self,
+        optimizer="rmsprop",
+        loss=None,
+        metrics=None,
+        loss_weights=None,
+        run_eagerly=None,
+        jit_compile=None,
+        steps_per_execution=1,
+        **kwargs,
+    ):
+        """Configure training: optimizer, loss and metrics (names or objects)."""
+        if kwargs:
+            raise TypeError(f"compile(): unexpected keyword argument(s) {sorted(kwargs)}")
+        if loss is None:
+            raise ValueError("compile(): loss is required, e.g. loss='categorical_crossentropy'.")
+        self.optimizer = optimizers_mod.get(optimizer)
+        self.loss = losses_mod.get(loss)
+        if metrics is not None and not isinstance(metrics, (list, tuple)):
+            metrics = [metrics]
+        self._metric_specs = list(metrics or [])
+        for m in self._metric_specs:  # fail now on an unknown name, not at fit time
+            metrics_mod.get(m, self.loss.name)
+        self.metrics = []
+        self.compiled = True
+
+    def _require_compiled(self, what):
+        if not self.compiled:
+            raise RuntimeError(
+                f"You must call compile() before {what}(): e.g. model.compile(optimizer='adam', "
+                "loss='sparse_categorical_crossentropy', metrics=['accuracy'])."
+            )
+
+    def _make_metrics(self, y_shape):
+        self.metrics = [
+            metrics_mod.get(m, self.loss.name, y_shape, self.output_shape)
+            for m in self._metric_specs
+        ]
+
+    # -- data -----------------------------------------------------------------------
+    def _prepare(self, x, y, what, targets_needed=True):
+        x = adapter.to_array(x, f"{what}x" if what else "x")
+        adapter.check_finite(x, f"{what}x" if what else "x")
+        if y is None:
+            if targets_needed:
+                raise ValueError(f"{what}y is required. Received: y=None")
+        else:
+            y = adapter.to_array(y, f"{what}y")
+            adapter.check_finite(y, f"{what}y")
+            adapter.check_lengths(x, y, what)
+        if not self.built:
+            self.build_for((None, *x.shape[1:]))
+        else:
+            self._check_model_input(x.shape)
+        if y is not None:
+            adapter.check_targets(y, self.loss.name, self.output_shape, f"{what}y")
+        return x, y
+
+    def _check_model_input(self, shape):
+        expected = self.input_shape
+        if expected is not None and (
+            len(shape) != len(expected)
+            or any(e is not None and e != s for e, s in zip(expected[1:], shape[1:], strict=False))
+        ):
+            raise ValueError(
+                f"Model '{self.name}': expected input of shape {expected} (None = any). "
+                f"Received: shape={tuple(shape)}"
+            )
+
+    def _to_input(self, xb):
+        """A batch of user data as a float tensor on the active backend."""
+        if xb.dtype.kind in "biuf" and xb.dtype != np.dtype(floatx()) and self._float_input:
+            xb = xb.astype(floatx())
+        return Tensor(xp_default().asarray(xb))
+
+    _float_input = True
+
+    # -- steps ----------------------------------------------------------------------
+    def _total_loss(self, yb, y_pred):
+        loss = self.loss(yb, y_pred)
+        for penalty in self.losses:
+            loss = loss + penalty
+        return loss
+
+    def train_step(self, xb, yb) -> float:
+        """One optimizer step on a batch; returns the batch loss."""
+        y_pred = self(self._to_input(xb), training=True)
+        loss = self._total_loss(yb, y_pred)
+        variables = self.trainable_weights
+        for v in variables:
+            v.grad = None
+        loss.backward()
+        with no_grad():
+            self.optimizer.apply([v.grad for v in variables], variables)
+        for v in variables:
+            v.grad = None
+        for m in self.metrics:
+            m.update_state(yb, y_pred.data)
+        return float(loss.item())
+
+    def test_step(self, xb, yb) -> float:
+        with no_grad():
+            y_pred = self(self._to_input(xb), training=False)
+            loss = self._total_loss(yb, y_pred)
+        for m in self.metrics:
+            m.update_state(yb, y_pred.data)
+        return float(loss.item())
+
+    # -- fit ------------------------------------------------------------------------
+    def fit(
+        self,
+        x=None,
+        y=None,
+        batch_size=None,
+        epochs=1,
+        verbose="auto",
+        callbacks=None,
+        validation_split=0.0,
+        validation_data=None,
+        shuffle=True,
+        class_weight=None,
+        sample_weight=None,
+        initial_epoch=0,
+        steps_per_epoch=None,
+        validation_steps=None,
+        validation_batch_size=None,
+        validation_freq=1,
+    ):
+        """Train for ``epochs`` epochs; returns the ``History``."""
+        self._require_compiled("fit")
+        for name, val in (
+            ("class_weight", class_weight),
+            ("sample_weight", sample_weight),
+            ("steps_per_epoch", steps_per_epoch),
+        ):
+            if val is not None:
+                raise NotImplementedError(f"fit(): {name} is not supported yet.")
+        batch_size = adapter.check_batch_size(batch_size)
+        if not isinstance(epochs, int) or epochs < 0:
+            raise ValueError(f"epochs must be a non-negative int. Received: epochs={epochs!r}")
+        x, y = self._prepare(x, y, "")
+        if validation_data is None and validation_split:
+            (x, y), validation_data = adapter.split_validation(x, y, validation_split)
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError(
+                    "validation_data must be a tuple (x_val, y_val). "
+                    f"Received: {type(validation_data).__name__}"
+                )
+            validation_data = self._prepare(*validation_data, "validation_data ")
+        verbose = 1 if verbose == "auto" else verbose
+        self._make_metrics(y.shape)
+        history = History()
+        cbs = list(callbacks or [])
+        if verbose:
+            cbs.append(ProgbarLogger(verbose))
+        cb = CallbackList(
+            [history, *cbs],
+            model=self,
+            epochs=epochs,
+            verbose=verbose,
+            steps=-(-len(x) // batch_size),
+            batch_size=batch_size,
+            samples=len(x),
+        )
+        # One seed for the run; each epoch's order is drawn from (seed, epoch), so an
+        # epoch's shuffle does not depend on what ran before it (resume, MPI shards).
+        self._shuffle_seed = int(make_rng().integers(2**63))
+        self.stop_training = False
+        cb.on_train_begin()
+        for epoch in range(initial_epoch, epochs):
+            logs = self._train_epoch(x, y, batch_size, epoch, shuffle, cb)
+            if validation_data is not None and (epoch + 1) % validation_freq == 0:
+                val = self._evaluate_arrays(*validation_data, validation_batch_size or batch_size)
+                logs.update({f"val_{k}": v for k, v in val.items()})
+            cb.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        cb.on_train_end(logs if epochs > initial_epoch else {})
+        return history
+
+    def _epoch_order(self, n, epoch, shuffle):
+        if not shuffle:
+            return None
+        return np.random.default_rng((self._shuffle_seed, epoch)).permutation(n)
+
+    def _train_epoch(self, x, y, batch_size, epoch, shuffle, cb):
+        cb.on_epoch_begin(epoch)
+        for m in self.metrics:
+            m.reset_state()
+        order = self._epoch_order(len(x), epoch, shuffle)
+        total, seen = 0.0, 0
+        logs = {}
+        for step, sl in enumerate(adapter.batch_slices(len(x), batch_size)):
+            cb.on_train_batch_begin(step)
+            idx = sl if order is None else order[sl]
+            n = len(range(*sl.indices(len(x))))
+            loss = self.train_step(x[idx], y[idx])
+            total += loss * n
+            seen += n
+            logs = {"loss": total / seen, **{m.name: m.result() for m in self.metrics}}
+            cb.on_train_batch_end(step, logs)
+            if self.stop_training:
+                break
+        return dict(logs)
+
+    # -- evaluate / predict -------------------------------------------------------------
+    def _evaluate_arrays(self, x, y, batch_size) -> dict:
+        for m in self.metrics:
+            m.reset_state()
+        total = 0.0
+        for sl in adapter.batch_slices(len(x), batch_size):
+            total += self.test_step(x[sl], y[sl]) * len(x[sl])
+        return {"loss": total / max(len(x), 1), **{m.name: m.result() for m in self.metrics}}
+
+    def evaluate(
+        self,
+        x=None,
+        y=None,
+        batch_size=None,
+        verbose="auto",
+        sample_weight=None,
+        steps=None,
+        callbacks=None,
+        return_dict=False,
+    ):
+        """Loss (and metrics) on ``(x, y)``: a float, a list, or a dict with ``return_dict``."""
+        self._require_compiled("evaluate")
+        if sample_weight is not None:
+            raise NotImplementedError("evaluate(): sample_weight is not supported yet.")
+        batch_size = adapter.check_batch_size(batch_size)
+        x, y = self._prepare(x, y, "")
+        self._make_metrics(y.shape)
+        logs = self._evaluate_arrays(x, y, batch_size)
+        if verbose and verbose != "auto":
+            from hpnn.training.callbacks import format_logs
+
+            print(format_logs(logs))
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """Outputs for ``x``, in batches, as a NumPy array."""
+        batch_size = adapter.check_batch_size(batch_size)
+        x, _ = self._prepare(x, None, "", targets_needed=False)
+        outs = []
+        with no_grad():
+            for sl in adapter.batch_slices(len(x), batch_size):
+                outs.append(to_numpy(self(self._to_input(x[sl]), training=False).data))
+        if not outs:
+            return np.zeros((0, *self.output_shape[1:]), dtype=floatx())
+        return np.concatenate(outs, axis=0)
+
+    def predict_on_batch(self, x):
+        return self.predict(x, batch_size=max(len(x), 1))
+
+    def train_on_batch(self, x, y, return_dict=False):
+        self._require_compiled("train_on_batch")
+        x, y = self._prepare(x, y, "")
+        if not self.metrics:
+            self._make_metrics(y.shape)
+        for m in self.metrics:
+            m.reset_state()
+        logs = {"loss": self.train_step(x, y), **{m.name: m.result() for m in self.metrics}}
+        return logs if return_dict else (list(logs.values()) if len(logs) > 1 else logs["loss"])
+
+    def test_on_batch(self, x, y, return_dict=False):
+        return self.evaluate(x, y, batch_size=max(len(x), 1), verbose=0, return_dict=return_dict)

@@ -1,0 +1,129 @@
+"""Sequential: a plain stack of layers, each feeding the next."""
+
+from __future__ import annotations
+
+from hpnn.layers.base import Layer
+from hpnn.layers.core import InputLayer, KerasTensor
+from hpnn.models.model import Model
+
+
+class Sequential(Model):
+    """A linear stack of layers.
+
+    Args:
+        layers: layers in order; the first may be ``hpnn.Input(shape=...)`` or an
+            ``InputLayer``, which builds the model at once.
+
+    >>> model = Sequential([Input(shape=(4,)), Dense(3, activation="softmax")])
+    """
+
+    def __init__(self, layers=None, trainable=True, name=None):
+        super().__init__(name=name, trainable=trainable)
+        self._layers: list[Layer] = []
+        self._input_layer: InputLayer | None = None
+        for layer in layers or []:
+            self.add(layer)
+
+    @property
+    def layers(self) -> list[Layer]:
+        return list(self._layers)
+
+    def add(self, layer) -> None:
+        """Append a layer (or an ``Input``) to the stack."""
+        if isinstance(layer, KerasTensor):
+            layer = layer._layer
+        if isinstance(layer, InputLayer):
+            if self._layers or self._input_layer is not None:
+                raise ValueError(
+                    f"Sequential '{self.name}': an Input can only be the first element."
+                )
+            self._input_layer = layer
+            self.build_for(layer.batch_shape)
+            return
+        if not isinstance(layer, Layer):
+            raise TypeError(
+                f"Sequential '{self.name}': add() expects a Layer. "
+                f"Received: {type(layer).__name__} {layer!r}"
+            )
+        if any(existing is layer for existing in self._layers):
+            raise ValueError(
+                f"Sequential '{self.name}': layer '{layer.name}' is already in the model; use a "
+                "new layer object for each position (one object would share its weights)."
+            )
+        self._layers.append(layer)
+        if len(self._layers) == 1 and self._input_layer is None and layer._input_shape_arg:
+            self._input_layer = InputLayer(shape=layer._input_shape_arg)
+        if self._input_layer is not None:
+            self.built = False
+            self.build_for(self._input_layer.batch_shape)
+
+    def pop(self) -> Layer:
+        if not self._layers:
+            raise IndexError(f"Sequential '{self.name}': there is no layer to pop.")
+        layer = self._layers.pop()
+        if self._input_layer is not None:
+            self.built = False
+            self.build_for(self._input_layer.batch_shape)
+        return layer
+
+    def check_input_shape(self, shape):
+        if self._layers:
+            self._layers[0].check_input_shape(shape)
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        for layer in self._layers:
+            shape = layer.build_for(shape)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        for layer in self._layers:
+            shape = layer.compute_output_shape(shape)
+        return shape
+
+    def call(self, x, training=False):
+        for layer in self._layers:
+            x = layer(x, training=training)
+        return x
+
+    def summary(self, line_length=80, print_fn=None):
+        """Print a table of the layers, their output shapes and parameter counts."""
+        if not self.built:
+            raise ValueError(
+                f"Sequential '{self.name}' has not been built yet: start it with "
+                "hpnn.Input(shape=...), or call it on data (fit, predict) first."
+            )
+        print_fn = print_fn or print
+        cols = (max(34, line_length - 46), 28, 12)
+        rule = "-" * sum(cols)
+        lines = [
+            f'Model: "{self.name}"',
+            rule,
+            "Layer (type)".ljust(cols[0]) + "Output Shape".ljust(cols[1]) + "Param #",
+            "=" * sum(cols),
+        ]
+        for layer in self._layers:
+            lines.append(
+                f"{layer.name} ({type(layer).__name__})".ljust(cols[0] - 1)
+                + " "
+                + str(layer.output_shape).ljust(cols[1])
+                + f"{layer.count_params():,}"
+            )
+        trainable = sum(w.size for w in self.trainable_weights)
+        total = self.count_params()
+        lines += [
+            "=" * sum(cols),
+            f"Total params: {total:,}",
+            f"Trainable params: {trainable:,}",
+            f"Non-trainable params: {total - trainable:,}",
+            rule,
+        ]
+        print_fn("\n".join(lines))
+
+    def get_config(self) -> dict:
+        layers = [
+            {"class_name": type(lay).__name__, "config": lay.get_config()} for lay in self._layers
+        ]
+        inp = self._input_layer.get_config() if self._input_layer else None
+        return {"name": self.name, "input": inp, "layers": layers}

@@ -1,0 +1,324 @@
+"""Optimizers with Keras 3 names, defaults and update rules, updating in place.
+
+Gradients handed to an optimizer are never modified (they may alias each other);
+state and weights are updated in place with one scratch buffer per variable.
+"""
+
+from __future__ import annotations
+
+import math
+
+from hpnn.backend import get_xp
+from hpnn.engine.tensor import Tensor
+
+
+class Optimizer:
+    """Base class. Subclasses implement ``_build_slots(var)`` and ``_update(...)``.
+
+    Args:
+        learning_rate: a float, or a schedule ``f(iterations) -> float``.
+        clipnorm: clip each gradient to this L2 norm.
+        clipvalue: clip each gradient element to ``[-clipvalue, clipvalue]``.
+        global_clipnorm: clip all gradients together to this global L2 norm.
+    """
+
+    def __init__(
+        self,
+        learning_rate=0.001,
+        weight_decay=None,
+        clipnorm=None,
+        clipvalue=None,
+        global_clipnorm=None,
+        name=None,
+        **kwargs,
+    ):
+        if kwargs:
+            raise TypeError(
+                f"{type(self).__name__}: unexpected keyword argument(s) {sorted(kwargs)}"
+            )
+        if sum(c is not None for c in (clipnorm, clipvalue, global_clipnorm)) > 1:
+            raise ValueError("Only one of clipnorm, clipvalue and global_clipnorm can be set.")
+        if not callable(learning_rate):
+            learning_rate = float(learning_rate)
+            if not (learning_rate >= 0 and math.isfinite(learning_rate)):
+                raise ValueError(
+                    f"learning_rate must be a finite number >= 0. "
+                    f"Received: learning_rate={learning_rate}"
+                )
+        self._learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
+        self.name = name or type(self).__name__.lower()
+        self.iterations = 0
+        self._slots: dict[int, dict] = {}
+        self._order: list = []
+
+    # -- learning rate ------------------------------------------------------------
+    @property
+    def learning_rate(self) -> float:
+        """The current learning rate (a schedule evaluated at ``iterations``)."""
+        lr = self._learning_rate
+        return float(lr(self.iterations)) if callable(lr) else lr
+
+    @learning_rate.setter
+    def learning_rate(self, value) -> None:
+        self._learning_rate = value if callable(value) else float(value)
+
+    # -- state --------------------------------------------------------------------
+    def build(self, variables) -> None:
+        """Create the state slots for ``variables`` (done on the first update)."""
+        for v in variables:
+            if id(v) not in self._slots:
+                self._slots[id(v)] = self._build_slots(v)
+                self._order.append(v)
+
+    def _build_slots(self, var) -> dict:
+        return {}
+
+    def variables(self) -> list:
+        """State arrays in a fixed order (for saving): per variable, its slots by name."""
+        return [
+            s
+            for v in self._order
+            for _, s in sorted(self._slots[id(v)].items())
+            if not _.startswith("_")
+        ]
+
+    def set_state(self, iterations: int, arrays) -> None:
+        arrays = list(arrays)
+        mine = self.variables()
+        if len(arrays) != len(mine):
+            raise ValueError(
+                f"{type(self).__name__}: expected {len(mine)} state arrays. Received: {len(arrays)}"
+            )
+        for dst, src in zip(mine, arrays, strict=True):
+            if dst.shape != tuple(src.shape):
+                raise ValueError(
+                    f"{type(self).__name__}: state shape mismatch: expected "
+                    f"{dst.shape}. Received: {tuple(src.shape)}"
+                )
+            dst[...] = src
+        self.iterations = int(iterations)
+
+    # -- updates ------------------------------------------------------------------
+    def _clip(self, grads):
+        if self.clipvalue is not None:
+            c = self.clipvalue
+            return [get_xp(g).clip(g, -c, c) for g in grads]
+        if self.clipnorm is not None:
+            out = []
+            for g in grads:
+                n = float(get_xp(g).sqrt((g * g).sum()))
+                out.append(g * g.dtype.type(self.clipnorm / n) if n > self.clipnorm else g)
+            return out
+        if self.global_clipnorm is not None:
+            n = math.sqrt(sum(float((g * g).sum()) for g in grads))
+            if n > self.global_clipnorm:
+                return [g * g.dtype.type(self.global_clipnorm / n) for g in grads]
+        return grads
+
+    def apply(self, grads, variables) -> None:
+        """Update ``variables`` in place from ``grads`` (arrays or Tensors)."""
+        pairs = [(g, v) for g, v in zip(grads, variables, strict=True) if g is not None]
+        if not pairs:
+            return
+        grads = self._clip([g.data if isinstance(g, Tensor) else g for g, _ in pairs])
+        variables = [v for _, v in pairs]
+        self.build(variables)
+        lr = self.learning_rate
+        self.iterations += 1
+        for g, v in zip(grads, variables, strict=True):
+            if g.dtype != v.dtype:
+                g = g.astype(v.dtype)
+            if self.weight_decay:
+                v.data *= v.dtype.type(1.0 - lr * self.weight_decay)
+            self._update(v.data, g, self._slots[id(v)], lr)
+
+    def apply_gradients(self, grads_and_vars) -> None:
+        """Keras' form: ``apply_gradients(zip(grads, vars))``."""
+        pairs = list(grads_and_vars)
+        self.apply([g for g, _ in pairs], [v for _, v in pairs])
+
+    def _update(self, w, g, slots, lr) -> None:
+        raise NotImplementedError
+
+    def get_config(self) -> dict:
+        lr = self._learning_rate
+        return {
+            "name": self.name,
+            "learning_rate": lr if not callable(lr) else None,
+            "weight_decay": self.weight_decay,
+            "clipnorm": self.clipnorm,
+            "clipvalue": self.clipvalue,
+            "global_clipnorm": self.global_clipnorm,
+        }
+
+
+def _zeros(v):
+    return get_xp(v.data).zeros_like(v.data)
+
+
+class SGD(Optimizer):
+    """Gradient descent with optional (Nesterov) momentum, as ``keras.optimizers.SGD``."""
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        if not 0 <= momentum <= 1:
+            raise ValueError(f"SGD: momentum must be in [0, 1]. Received: momentum={momentum}")
+        self.momentum, self.nesterov = float(momentum), nesterov
+
+    def _build_slots(self, v):
+        return {"momentum": _zeros(v), "_tmp": _zeros(v)} if self.momentum else {"_tmp": _zeros(v)}
+
+    def _update(self, w, g, s, lr):
+        t = s["_tmp"]
+        f = w.dtype.type
+        if not self.momentum:
+            get_xp(w).multiply(g, f(lr), out=t)
+            w -= t
+            return
+        m = s["momentum"]
+        # m = momentum * m - lr * g
+        m *= f(self.momentum)
+        get_xp(w).multiply(g, f(lr), out=t)
+        m -= t
+        if self.nesterov:
+            get_xp(w).multiply(m, f(self.momentum), out=t)
+            t -= get_xp(w).multiply(g, f(lr))
+            w += t
+        else:
+            w += m
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class RMSprop(Optimizer):
+    """RMSprop as ``keras.optimizers.RMSprop`` (epsilon inside the square root)."""
+
+    def __init__(
+        self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, **kwargs
+    ):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.rho, self.momentum, self.epsilon, self.centered = rho, momentum, epsilon, centered
+
+    def _build_slots(self, v):
+        s = {"velocity": _zeros(v), "_tmp": _zeros(v)}
+        if self.momentum:
+            s["momentum"] = _zeros(v)
+        if self.centered:
+            s["average_gradient"] = _zeros(v)
+        return s
+
+    def _update(self, w, g, s, lr):
+        xp = get_xp(w)
+        f = w.dtype.type
+        vel, t = s["velocity"], s["_tmp"]
+        xp.multiply(g, g, out=t)
+        # vel = rho * vel + (1 - rho) * g^2, written as vel += (g^2 - vel) * (1 - rho)
+        t -= vel
+        t *= f(1 - self.rho)
+        vel += t
+        if self.centered:
+            a = s["average_gradient"]
+            a -= g
+            a *= f(self.rho)
+            a += g
+            xp.multiply(a, a, out=t)
+            xp.subtract(vel, t, out=t)
+        else:
+            t[...] = vel
+        t += f(self.epsilon)
+        xp.sqrt(t, out=t)
+        xp.divide(g, t, out=t)
+        t *= f(lr)
+        if self.momentum:
+            m = s["momentum"]
+            m *= f(self.momentum)
+            m += t
+            w -= m
+        else:
+            w -= t
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "rho": self.rho,
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "centered": self.centered,
+        }
+
+
+class Adam(Optimizer):
+    """Adam as ``keras.optimizers.Adam`` (bias correction folded into the step size)."""
+
+    def __init__(
+        self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, **kwargs
+    ):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon, self.amsgrad = beta_1, beta_2, epsilon, amsgrad
+
+    def _build_slots(self, v):
+        s = {"m": _zeros(v), "v": _zeros(v), "_tmp": _zeros(v)}
+        if self.amsgrad:
+            s["vhat"] = _zeros(v)
+        return s
+
+    def _update(self, w, g, s, lr):
+        xp = get_xp(w)
+        f = w.dtype.type
+        step = self.iterations  # already incremented: 1 on the first update
+        b1, b2 = self.beta_1, self.beta_2
+        lr_t = lr * math.sqrt(1 - b2**step) / (1 - b1**step)
+        m, v, t = s["m"], s["v"], s["_tmp"]
+        # m = b1 * m + (1 - b1) * g, as m = b1 * (m - g) + g: in place, no temporaries
+        m -= g
+        m *= f(b1)
+        m += g
+        xp.multiply(g, g, out=t)
+        t -= v
+        t *= f(1 - b2)
+        v += t
+        denom = v
+        if self.amsgrad:
+            xp.maximum(s["vhat"], v, out=s["vhat"])
+            denom = s["vhat"]
+        xp.sqrt(denom, out=t)
+        t += f(self.epsilon)
+        xp.divide(m, t, out=t)
+        t *= f(lr_t)
+        w -= t
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+            "amsgrad": self.amsgrad,
+        }
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (``w -= lr * weight_decay * w`` each step)."""
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, **kwargs):
+        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, **kwargs)
+
+
+_BY_NAME = {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}
+
+
+def get(identifier) -> Optimizer:
+    """Return an optimizer from a name (``"adam"``), a class, or an instance."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, type) and issubclass(identifier, Optimizer):
+        return identifier()
+    if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
+        return _BY_NAME[identifier.lower()]()
+    raise ValueError(
+        f"Unknown optimizer: expected one of {sorted(_BY_NAME)} or an Optimizer. "
+        f"Received: optimizer={identifier!r}"
+    )

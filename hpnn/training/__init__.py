@@ -1,0 +1,1 @@
+"""The training loop's pieces: callbacks and the progress bar."""
