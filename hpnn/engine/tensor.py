@@ -108,7 +108,9 @@ class Tensor:
 
     def __array__(self, dtype=None, copy=None):
         arr = self.numpy()
-        return arr if dtype is None else arr.astype(dtype)
+        if dtype is not None:
+            return arr.astype(dtype, copy=bool(copy))
+        return arr.copy() if copy else arr
 
     def __repr__(self) -> str:
         grad = ", requires_grad=True" if self.requires_grad else ""
@@ -139,7 +141,8 @@ class Tensor:
                 )
             grad = get_xp(self.data).ones_like(self.data)
         else:
-            grad = _as_array(grad, self.dtype)
+            # A copy: the caller's array must not become (and be mutated as) a leaf's .grad.
+            grad = get_xp(self.data).array(_as_array(grad, self.dtype), copy=True)
             if grad.shape != self.shape:
                 raise ValueError(
                     f"backward(): grad must have the tensor's shape {self.shape}. "
@@ -261,7 +264,10 @@ class Function:
 
     def __call__(self, *inputs) -> Tensor:
         tensors = tuple(as_tensor(x) for x in inputs)
-        out = Tensor(self.forward(*(t.data for t in tensors)))
+        y = self.forward(*(t.data for t in tensors))
+        xp = get_xp(y)
+        # A full reduction returns a NumPy scalar: keep its dtype (float64 stays float64).
+        out = Tensor(y if isinstance(y, xp.ndarray) else xp.asarray(y))
         if _grad_enabled and any(t.requires_grad for t in tensors):
             out.requires_grad = True
             out.creator = self
@@ -310,7 +316,16 @@ def run_backward(root: Tensor, grad, retain_graph: bool = False) -> None:
                 continue
             # Accumulate out of place: gradients may alias each other (add passes gy through).
             if x.creator is None:
-                x.grad = gx if x.grad is None else x.grad + gx
+                if x._seq:
+                    raise RuntimeError(
+                        "backward() through a graph that was already freed: pass "
+                        "retain_graph=True to the first backward() to walk it twice."
+                    )
+                if x.grad is not None:
+                    x.grad = x.grad + gx
+                else:
+                    # A leaf's .grad is its own writable array, never a broadcast view.
+                    x.grad = gx if gx.flags.writeable and gx.flags.owndata else gx.copy()
             else:
                 prev = pending.get(id(x))
                 pending[id(x)] = gx if prev is None else prev + gx

@@ -133,7 +133,7 @@ class Sqrt(Function):
 class Abs(Function):
     def forward(self, a):
         self.a = a
-        return abs(a)
+        return get_xp(a).abs(a)
 
     def backward(self, gy):
         return gy * get_xp(self.a).sign(self.a)

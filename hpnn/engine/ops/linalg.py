@@ -13,27 +13,20 @@ class MatMul(Function):
 
     def backward(self, gy):
         a, b = self.a, self.b
+        # Treat 1-D operands as a row (a) or a column (b) matrix, as NumPy does.
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        if a.ndim == 1:
+            gy = gy[..., None, :] if b.ndim > 1 else gy[..., None]
+        if b.ndim == 1:
+            gy = gy[..., None]
         ga = gb = None
         if self.needs_input_grad[0]:
-            if b.ndim == 1:
-                ga = gy[..., None] * b
-            else:
-                ga = (
-                    gy[..., None, :] @ b.swapaxes(-1, -2)
-                    if a.ndim == 1
-                    else gy @ b.swapaxes(-1, -2)
-                )
-                if a.ndim == 1:
-                    ga = ga[..., 0, :]
-            ga = unbroadcast(ga, a.shape)
+            ga = gy @ b2.swapaxes(-1, -2)
+            ga = unbroadcast(ga, a2.shape).reshape(a.shape)
         if self.needs_input_grad[1]:
-            if a.ndim == 1:
-                gb = a[:, None] * gy[..., None, :]
-            elif b.ndim == 1:
-                gb = a * gy[..., None]
-            else:
-                gb = a.swapaxes(-1, -2) @ gy
-            gb = unbroadcast(gb, b.shape)
+            gb = a2.swapaxes(-1, -2) @ gy
+            gb = unbroadcast(gb, b2.shape).reshape(b.shape)
         return ga, gb
 
 

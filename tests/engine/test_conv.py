@@ -1,0 +1,153 @@
+"""Tests for hpnn.engine.ops.conv: conv2d (NHWC, Keras kernel layout) against naive loops."""
+
+import numpy as np
+import pytest
+
+from hpnn.engine import Tensor, ops
+from hpnn.testing import OpTest, check_grad
+
+
+def rand(*shape, seed=0):
+    return np.random.default_rng(seed).uniform(-1.0, 1.0, shape)
+
+
+def tf_pads(n, k, s, padding):
+    """(before, after) padding of one axis under TF rules."""
+    if padding == "valid":
+        return 0, 0
+    out = -(-n // s)  # ceil(n / s)
+    total = max((out - 1) * s + k - n, 0)
+    return total // 2, total - total // 2
+
+
+def conv2d_naive(x, w, b=None, strides=(1, 1), padding="valid"):
+    """Cross-correlation with six nested loops: the reference for conv2d."""
+    n_batch, h, wd, c = x.shape
+    kh, kw, _, n_out = w.shape
+    sh, sw = strides
+    (pt, pb), (pl, pr) = tf_pads(h, kh, sh, padding), tf_pads(wd, kw, sw, padding)
+    xpad = np.zeros((n_batch, h + pt + pb, wd + pl + pr, c))
+    xpad[:, pt : pt + h, pl : pl + wd] = x
+    oh = (h + pt + pb - kh) // sh + 1
+    ow = (wd + pl + pr - kw) // sw + 1
+    if padding == "same":
+        assert (oh, ow) == (-(-h // sh), -(-wd // sw))
+    y = np.zeros((n_batch, oh, ow, n_out))
+    for n in range(n_batch):
+        for i in range(oh):
+            for j in range(ow):
+                for o in range(n_out):
+                    for p in range(kh):
+                        for q in range(kw):
+                            y[n, i, j, o] += xpad[n, i * sh + p, j * sw + q, :] @ w[p, q, :, o]
+    if b is not None:
+        y += b
+    return y
+
+
+CONFIGS = [
+    ((1, 1), "valid"),
+    ((2, 2), "valid"),
+    ((2, 1), "valid"),
+    ((1, 1), "same"),
+    ((2, 2), "same"),
+    ((2, 1), "same"),
+    ((1, 2), "same"),
+]
+
+
+def config_id(c):
+    return f"strides={c[0][0]}x{c[0][1]}-{c[1]}"
+
+
+class TestConv2D(OpTest):
+    cases = [
+        (rand(2, 5, 7, 1), rand(3, 3, 1, 2, seed=1), rand(2, seed=2)),  # C=1, 3x3, bias
+        (rand(1, 5, 7, 3, seed=3), rand(2, 3, 3, 2, seed=4)),  # C=3, 2x3, no bias
+        (rand(2, 4, 5, 3, seed=5), rand(1, 1, 3, 4, seed=6), rand(4, seed=7)),  # 1x1
+        (rand(1, 6, 6, 3, seed=8), rand(3, 3, 3, 1, seed=9)),  # even H/W
+        (rand(1, 3, 3, 1, seed=10), rand(3, 3, 1, 1, seed=11), rand(1, seed=12)),  # k == H == W
+    ]
+    forward_atol = 1e-5
+
+    @pytest.fixture(autouse=True, params=CONFIGS, ids=config_id)
+    def _config(self, request):
+        self.strides, self.padding = request.param
+
+    def op(self, x, w, b=None):
+        return ops.conv2d(x, w, b, strides=self.strides, padding=self.padding)
+
+    def reference(self, x, w, b=None):
+        return conv2d_naive(x, w, b, self.strides, self.padding)
+
+
+@pytest.mark.parametrize(("strides", "padding"), CONFIGS, ids=[config_id(c) for c in CONFIGS])
+def test_conv2d_without_input_gradient(strides, padding):
+    x, w, b = rand(2, 5, 7, 3), rand(2, 3, 3, 2, seed=1), rand(2, seed=2)
+    check_grad(lambda *t: ops.conv2d(*t, strides=strides, padding=padding), [x, w, b], wrt=[1, 2])
+    xt = Tensor(x)
+    wt = Tensor(w, requires_grad=True)
+    ops.conv2d(xt, wt, strides=strides, padding=padding).sum().backward()
+    assert xt.grad is None
+    assert wt.grad.shape == w.shape
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 7, 8])
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+@pytest.mark.parametrize("s", [1, 2, 3])
+def test_same_padding_output_size_and_values(n, k, s):
+    x = rand(1, n, n + 1, 2)
+    w = rand(k, k, 2, 1, seed=1)
+    y = ops.conv2d(Tensor(x), Tensor(w), strides=(s, s), padding="same")
+    assert y.shape == (1, -(-n // s), -(-(n + 1) // s), 1)
+    np.testing.assert_allclose(y.data, conv2d_naive(x, w, None, (s, s), "same"), rtol=1e-12)
+
+
+def test_conv2d_float32_end_to_end():
+    x = Tensor(rand(2, 5, 5, 3).astype(np.float32), requires_grad=True)
+    w = Tensor(rand(3, 3, 3, 4, seed=1).astype(np.float32), requires_grad=True)
+    b = Tensor(rand(4, seed=2).astype(np.float32), requires_grad=True)
+    y = ops.conv2d(x, w, b, padding="same")
+    assert y.dtype == np.float32 and y.shape == (2, 5, 5, 4)
+    y.backward(np.ones(y.shape, np.float32))
+    for t in (x, w, b):
+        assert t.grad.dtype == np.float32 and t.grad.shape == t.shape
+
+
+def test_conv2d_identity_kernel():
+    x = rand(2, 4, 5, 3)
+    w = np.zeros((3, 3, 3, 3))
+    w[1, 1] = np.eye(3)  # the centre tap copies each channel
+    y = ops.conv2d(Tensor(x), Tensor(w), padding="same")
+    np.testing.assert_allclose(y.data, x, rtol=1e-12)
+
+
+# -- against PyTorch -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strides", [(1, 1), (2, 2), (2, 1)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv2d_matches_torch(strides, bias):
+    torch = pytest.importorskip("torch")
+    x, w = rand(2, 7, 6, 3), rand(3, 2, 3, 4, seed=1)
+    b = rand(4, seed=2) if bias else None
+    gy_shape = ((7 - 3) // strides[0] + 1, (6 - 2) // strides[1] + 1)
+    gy = rand(2, *gy_shape, 4, seed=3)
+
+    ts = [Tensor(a, requires_grad=True) for a in (x, w, b) if a is not None]
+    y = ops.conv2d(*ts, strides=strides)
+    y.backward(gy)
+
+    xt = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)  # NHWC -> NCHW
+    wt = torch.tensor(w.transpose(3, 2, 0, 1), requires_grad=True)  # (KH,KW,C,O) -> (O,C,KH,KW)
+    bt = torch.tensor(b, requires_grad=True) if bias else None
+    yt = torch.nn.functional.conv2d(xt, wt, bt, stride=strides)
+    yt.backward(torch.tensor(gy.transpose(0, 3, 1, 2)))
+
+    np.testing.assert_allclose(y.data, yt.detach().numpy().transpose(0, 2, 3, 1), rtol=1e-10)
+    np.testing.assert_allclose(
+        ts[0].grad, xt.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-10, atol=1e-12
+    )
+    np.testing.assert_allclose(ts[1].grad, wt.grad.numpy().transpose(2, 3, 1, 0), rtol=1e-10)
+    if bias:
+        np.testing.assert_allclose(ts[2].grad, bt.grad.numpy(), rtol=1e-10)
