@@ -255,8 +255,9 @@ class Function:
 
     ``forward(*arrays)`` returns the output array and saves on ``self`` what
     ``backward`` needs. ``backward(gy)`` returns one gradient per input (or a
-    single array for one input), ``None`` where none is needed; it may read
-    ``self.needs_input_grad`` to skip work.
+    single array for one input), ``None`` where none is needed. Both may read
+    ``self.needs_input_grad`` (set before ``forward``; all False when no graph
+    is recorded) to skip work.
     """
 
     inputs: tuple = ()
@@ -264,16 +265,20 @@ class Function:
 
     def __call__(self, *inputs) -> Tensor:
         tensors = tuple(as_tensor(x) for x in inputs)
+        record = _grad_enabled and any(t.requires_grad for t in tensors)
+        # Set before forward, so forward can skip saving what no backward will read.
+        self.needs_input_grad = (
+            tuple(t.requires_grad for t in tensors) if record else (False,) * len(tensors)
+        )
         y = self.forward(*(t.data for t in tensors))
         xp = get_xp(y)
         # A full reduction returns a NumPy scalar: keep its dtype (float64 stays float64).
         out = Tensor(y if isinstance(y, xp.ndarray) else xp.asarray(y))
-        if _grad_enabled and any(t.requires_grad for t in tensors):
+        if record:
             out.requires_grad = True
             out.creator = self
             out._seq = next(_seq)
             self.inputs = tensors
-            self.needs_input_grad = tuple(t.requires_grad for t in tensors)
         return out
 
     def forward(self, *xs):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hpnn.layers import fusion
 from hpnn.layers.base import Layer
 from hpnn.layers.core import InputLayer, KerasTensor
 from hpnn.models.model import Model
@@ -74,6 +75,7 @@ class Sequential(Model):
         shape = tuple(input_shape)
         for layer in self._layers:
             shape = layer.build_for(shape)
+        self._steps = fusion.plan(self._layers)
         self.built = True
 
     def compute_output_shape(self, input_shape):
@@ -83,8 +85,8 @@ class Sequential(Model):
         return shape
 
     def call(self, x, training=False):
-        for layer in self._layers:
-            x = layer(x, training=training)
+        for step in self._steps:
+            x = step(x, training=training)
         return x
 
     def summary(self, line_length=80, print_fn=None):

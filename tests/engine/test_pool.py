@@ -90,6 +90,8 @@ CONFIGS = [
     ((2, 2), (1, 1), "valid"),
     ((3, 3), (1, 1), "same"),
     ((2, 3), (2, 1), "valid"),
+    ((2, 2), (3, 3), "valid"),  # stride > pool: gaps the gradient must leave at 0
+    ((2, 2), (3, 2), "same"),
 ]
 
 

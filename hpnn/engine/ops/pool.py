@@ -46,21 +46,35 @@ class MaxPool2D(_Pool2D):
         xp_ = self._setup(x, -xp.inf)
         taps = self._taps(xp_)
         y = next(taps).copy()
-        for t in taps:
+        if not self.needs_input_grad[0]:
+            for t in taps:
+                xp.maximum(y, t, out=y)
+            return y
+        # Record which tap holds the maximum (the first one on ties, as PyTorch and TF
+        # do), in uint8 arithmetic: idx += (t > y) * (k - idx). Backward then needs
+        # one compare per tap on this small array instead of re-reading the input.
+        idx = xp.zeros(y.shape, dtype=xp.uint8)
+        for k, t in enumerate(taps, start=1):
+            step = xp.greater(t, y).view(xp.uint8)
             xp.maximum(y, t, out=y)
-        self.xp_, self.y = xp_, y
+            d = xp.uint8(k) - idx
+            d *= step
+            idx += d
+        self.idx = idx
         return y
 
     def backward(self, gy):
         xp = get_xp(gy)
-        gxp = xp.zeros(self.padded_shape, dtype=gy.dtype)
-        taken = xp.zeros(self.y.shape, dtype=bool)
-        # The gradient goes to the first maximal tap only, as in PyTorch and TF.
-        for t, g in zip(self._taps(self.xp_), self._taps(gxp), strict=True):
-            hit = t == self.y
-            hit &= ~taken
-            taken |= hit
-            g += gy * hit
+        (kh, kw), (sh, sw) = self.pool_size, self.strides
+        overlap = sh < kh or sw < kw
+        tiles = (sh, sw) == (kh, kw) and self.padded_shape[1:3] == (sh * self.oh, sw * self.ow)
+        # Windows that tile the input are written once each: no zero fill, no adds.
+        gxp = (xp.empty if tiles else xp.zeros)(self.padded_shape, gy.dtype)
+        for k, g in enumerate(self._taps(gxp)):
+            if overlap:
+                g += gy * (self.idx == k)
+            else:
+                xp.multiply(gy, self.idx == k, out=g)
         return self._unpad(gxp)
 
 
