@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import traceback
+
 import numpy as np
 
 from hpnn import losses as losses_mod
@@ -9,10 +13,27 @@ from hpnn import metrics as metrics_mod
 from hpnn import optimizers as optimizers_mod
 from hpnn.backend import floatx, to_numpy, xp_default
 from hpnn.data import adapter
+from hpnn.distributed import data_parallel, get_comm
 from hpnn.engine.tensor import Tensor, no_grad
 from hpnn.layers.base import Layer
 from hpnn.random import make_rng
 from hpnn.training.callbacks import CallbackList, History, ProgbarLogger
+
+
+@contextlib.contextmanager
+def _abort_on_error(comm):
+    """Under MPI, an exception on one rank ends the whole job now instead of hanging it."""
+    if comm is None or comm.size == 1:
+        yield
+        return
+    try:
+        yield
+    except BaseException:
+        sys.stderr.write(f"hpnn: rank {comm.rank} of {comm.size} failed; aborting the job.\n")
+        traceback.print_exc()
+        sys.stderr.flush()
+        comm.abort(1)
+        raise
 
 
 class Model(Layer):
@@ -222,34 +243,44 @@ class Model(Layer):
                 )
             validation_data = self._prepare(*validation_data, "validation_data ")
         verbose = 1 if verbose == "auto" else verbose
+        comm = get_comm()
+        if comm is not None and comm.rank != 0:
+            verbose = 0  # one progress bar per job, not one per rank
         self._make_metrics(y.shape)
         history = History()
         cbs = list(callbacks or [])
         if verbose:
             cbs.append(ProgbarLogger(verbose))
+        ranks = comm.size if comm is not None else 1
         cb = CallbackList(
             [history, *cbs],
             model=self,
             epochs=epochs,
             verbose=verbose,
-            steps=-(-len(x) // batch_size),
+            steps=-(-len(x) // (batch_size * ranks)),
             batch_size=batch_size,
             samples=len(x),
         )
         # One seed for the run; each epoch's order is drawn from (seed, epoch), so an
         # epoch's shuffle does not depend on what ran before it (resume, MPI shards).
         self._shuffle_seed = int(make_rng().integers(2**63))
+        if comm is not None:
+            self._shuffle_seed = comm.bcast_obj(self._shuffle_seed)
+            data_parallel.broadcast_state(self, comm)
         self.stop_training = False
-        cb.on_train_begin()
-        for epoch in range(initial_epoch, epochs):
-            logs = self._train_epoch(x, y, batch_size, epoch, shuffle, cb)
-            if validation_data is not None and (epoch + 1) % validation_freq == 0:
-                val = self._evaluate_arrays(*validation_data, validation_batch_size or batch_size)
-                logs.update({f"val_{k}": v for k, v in val.items()})
-            cb.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
-        cb.on_train_end(logs if epochs > initial_epoch else {})
+        logs = {}
+        with _abort_on_error(comm):
+            cb.on_train_begin()
+            for epoch in range(initial_epoch, epochs):
+                logs = self._train_epoch(x, y, batch_size, epoch, shuffle, cb, comm)
+                if validation_data is not None and (epoch + 1) % validation_freq == 0:
+                    val_bs = validation_batch_size or batch_size
+                    val = self._evaluate_arrays(*validation_data, val_bs, comm)
+                    logs.update({f"val_{k}": v for k, v in val.items()})
+                cb.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+            cb.on_train_end(logs)
         return history
 
     def _epoch_order(self, n, epoch, shuffle):
@@ -257,18 +288,24 @@ class Model(Layer):
             return None
         return np.random.default_rng((self._shuffle_seed, epoch)).permutation(n)
 
-    def _train_epoch(self, x, y, batch_size, epoch, shuffle, cb):
+    def _train_epoch(self, x, y, batch_size, epoch, shuffle, cb, comm=None):
         cb.on_epoch_begin(epoch)
         for m in self.metrics:
             m.reset_state()
         order = self._epoch_order(len(x), epoch, shuffle)
+        ranks = comm.size if comm is not None else 1
         total, seen = 0.0, 0
         logs = {}
-        for step, sl in enumerate(adapter.batch_slices(len(x), batch_size)):
+        for step, sl in enumerate(adapter.batch_slices(len(x), batch_size * ranks)):
             cb.on_train_batch_begin(step)
             idx = sl if order is None else order[sl]
-            n = len(range(*sl.indices(len(x))))
-            loss = self.train_step(x[idx], y[idx])
+            n = sl.stop - sl.start
+            if comm is None:
+                loss = self.train_step(x[idx], y[idx])
+            else:
+                idx = np.arange(sl.start, sl.stop) if order is None else idx
+                mine = idx[data_parallel.local_slice(n, comm.rank, ranks, batch_size)]
+                loss = data_parallel.train_step(self, comm, x[mine], y[mine], n)
             total += loss * n
             seen += n
             logs = {"loss": total / seen, **{m.name: m.result() for m in self.metrics}}
@@ -278,7 +315,9 @@ class Model(Layer):
         return dict(logs)
 
     # -- evaluate / predict -------------------------------------------------------------
-    def _evaluate_arrays(self, x, y, batch_size) -> dict:
+    def _evaluate_arrays(self, x, y, batch_size, comm=None) -> dict:
+        if comm is not None:
+            return data_parallel.evaluate(self, comm, x, y, batch_size)
         for m in self.metrics:
             m.reset_state()
         total = 0.0
@@ -304,7 +343,10 @@ class Model(Layer):
         batch_size = adapter.check_batch_size(batch_size)
         x, y = self._prepare(x, y, "")
         self._make_metrics(y.shape)
-        logs = self._evaluate_arrays(x, y, batch_size)
+        comm = get_comm()
+        logs = self._evaluate_arrays(x, y, batch_size, comm)
+        if comm is not None and comm.rank != 0:
+            verbose = 0
         if verbose and verbose != "auto":
             from hpnn.training.callbacks import format_logs
 

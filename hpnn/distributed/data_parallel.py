@@ -1,0 +1,122 @@
+"""The data-parallel training step: shard, local backward, one allreduce, update.
+
+Every rank takes its slice of each global batch. Its loss is the local mean
+scaled by ``n_local / n_global``, so the summed gradient over ranks is exactly
+the gradient of the global batch mean, whatever the shard sizes (a rank with no
+sample contributes zeros and still joins the allreduce, so nobody hangs). The
+batch loss and the metric sums ride in the same buffer as the gradients, so the
+logs every rank sees — and every callback decides on — are global and equal.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hpnn.backend import get_xp, to_numpy, xp_default
+from hpnn.engine.tensor import no_grad
+
+
+def local_slice(n_global: int, rank: int, size: int, per_rank: int) -> slice:
+    """This rank's part of a global batch of ``n_global`` (<= per_rank * size) samples."""
+    start = min(rank * per_rank, n_global)
+    return slice(start, min(start + per_rank, n_global))
+
+
+def even_shard(n: int, rank: int, size: int) -> slice:
+    """A contiguous 1/size of ``range(n)`` (sizes differ by at most one)."""
+    base, extra = divmod(n, size)
+    start = rank * base + min(rank, extra)
+    return slice(start, start + base + (rank < extra))
+
+
+def broadcast_state(model, comm) -> None:
+    """Copy rank 0's weights and optimizer state (slots, iterations) to every rank."""
+    variables = model.weights
+    if model.optimizer is not None:
+        model.optimizer.build(model.trainable_weights)
+    arrays = [v.data for v in variables]
+    if model.optimizer is not None:
+        arrays += model.optimizer.variables()
+    for a in arrays:
+        host = np.ascontiguousarray(to_numpy(a))
+        comm.bcast_(host)
+        a[...] = get_xp(a).asarray(host)
+    if model.optimizer is not None:
+        model.optimizer.iterations = comm.bcast_obj(model.optimizer.iterations)
+
+
+def train_step(model, comm, xb, yb, n_global: int) -> float:
+    """One synchronous step on this rank's shard; returns the global batch mean loss."""
+    variables = model.trainable_weights
+    n_local = len(xb)
+    scale = n_local / n_global
+    metric_before = [(m.total, m.count) for m in model.metrics]
+    loss_value = 0.0
+    for v in variables:
+        v.grad = None
+    if n_local:
+        y_pred = model(model._to_input(xb), training=True)
+        data_loss = model.loss(yb, y_pred)
+        loss = data_loss * scale
+        loss_value = float(data_loss.item()) * n_local
+        for m in model.metrics:
+            m.update_state(yb, y_pred.data)
+    else:
+        loss = None
+    penalties = model.losses
+    if penalties:
+        # Each rank adds 1/size of the penalty: the sum over ranks counts it once.
+        share = sum(penalties[1:], penalties[0]) * (1.0 / comm.size)
+        loss_value += float(share.item()) * n_global
+        loss = share if loss is None else loss + share
+    if loss is not None:
+        loss.backward()
+    sizes = [v.size for v in variables]
+    extras = [loss_value] + [
+        x
+        for m, (t0, c0) in zip(model.metrics, metric_before, strict=True)
+        for x in (m.total - t0, m.count - c0)
+    ]
+    buf = np.zeros(sum(sizes) + len(extras), dtype=np.float64 if _any64(variables) else np.float32)
+    offset = 0
+    for v, n in zip(variables, sizes, strict=True):
+        if v.grad is not None:
+            buf[offset : offset + n] = to_numpy(v.grad).ravel()
+        offset += n
+    # Loss and metric sums travel in float64 next to the float32 gradients.
+    tail = np.asarray(extras, dtype=np.float64)
+    comm.allreduce_(buf)
+    comm.allreduce_(tail)
+    grads, offset = [], 0
+    xp = xp_default()
+    for v, n in zip(variables, sizes, strict=True):
+        grads.append(xp.asarray(buf[offset : offset + n].reshape(v.shape)))
+        offset += n
+    with no_grad():
+        model.optimizer.apply(grads, variables)
+    for v in variables:
+        v.grad = None
+    for i, (m, (t0, c0)) in enumerate(zip(model.metrics, metric_before, strict=True)):
+        m.total, m.count = t0 + float(tail[1 + 2 * i]), c0 + float(tail[2 + 2 * i])
+    return float(tail[0]) / n_global
+
+
+def _any64(variables) -> bool:
+    return any(v.dtype == np.float64 for v in variables)
+
+
+def evaluate(model, comm, x, y, batch_size: int) -> dict:
+    """Loss and metrics over ``(x, y)``, each rank on a contiguous shard; exact totals."""
+    for m in model.metrics:
+        m.reset_state()
+    shard = even_shard(len(x), comm.rank, comm.size)
+    xs, ys = x[shard], y[shard]
+    total = 0.0
+    for start in range(0, len(xs), batch_size):
+        xb, yb = xs[start : start + batch_size], ys[start : start + batch_size]
+        total += model.test_step(xb, yb) * len(xb)
+    buf = np.array([total, *[v for m in model.metrics for v in (m.total, m.count)]], np.float64)
+    comm.allreduce_(buf)
+    for i, m in enumerate(model.metrics):
+        m.total, m.count = float(buf[1 + 2 * i]), float(buf[2 + 2 * i])
+    return {"loss": float(buf[0]) / max(len(x), 1), **{m.name: m.result() for m in model.metrics}}

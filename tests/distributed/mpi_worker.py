@@ -1,0 +1,64 @@
+"""Run under ``mpiexec -n N python -m mpi4py mpi_worker.py MODE OUT``.
+
+MODE ``train``: fit a small CNN on seeded random data with per-rank batch 8 and
+write (rank 0) the final weights, history and evaluate() results to OUT (.npz).
+MODE ``raise``: rank 1 raises during the third batch; the job must end, not hang.
+"""
+
+import sys
+
+import numpy as np
+
+import hpnn
+from hpnn import layers
+
+
+def data(n, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 8, 8, 1)).astype("float32")
+    y = (x[:, :4].sum(axis=(1, 2, 3)) > 0).astype("int64") + (x[:, :, :4].mean((1, 2, 3)) > 0)
+    return x, y
+
+
+def build():
+    hpnn.utils.set_random_seed(7)
+    model = hpnn.Sequential([
+        hpnn.Input(shape=(8, 8, 1)),
+        layers.Conv2D(4, 3, activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Flatten(),
+        layers.Dense(8, activation="tanh", kernel_regularizer=hpnn.regularizers.L2(1e-3)),
+        layers.Dense(3, activation="softmax"),
+    ])
+    model.compile(optimizer=hpnn.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+
+def train(batch_size, out=None):
+    x, y = data(203, 0)  # 203: the last global batch is uneven across ranks
+    xv, yv = data(101, 1)  # 101: the validation shards are uneven too
+    model = build()
+    hist = model.fit(x, y, batch_size=batch_size, epochs=3, validation_data=(xv, yv), verbose=0)
+    ev = model.evaluate(xv, yv, verbose=0, return_dict=True)
+    result = {f"w{i}": w for i, w in enumerate(model.get_weights())}
+    result.update({f"h_{k}": np.array(v) for k, v in hist.history.items()})
+    result.update({f"e_{k}": np.array(v) for k, v in ev.items()})
+    if out is not None and hpnn.distributed.is_chief():
+        np.savez(out, **result)
+    return result
+
+
+class FailOnRank1(hpnn.callbacks.Callback):
+    def on_train_batch_begin(self, batch, logs=None):
+        if hpnn.distributed.rank() == 1 and batch == 2:
+            raise RuntimeError("deliberate failure on rank 1")
+
+
+if __name__ == "__main__":
+    mode, out = sys.argv[1], sys.argv[2]
+    if mode == "train":
+        train(8, out)
+    elif mode == "raise":
+        x, y = data(203, 0)
+        build().fit(x, y, batch_size=8, epochs=50, verbose=0, callbacks=[FailOnRank1()])
