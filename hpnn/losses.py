@@ -9,17 +9,16 @@ from __future__ import annotations
 
 from hpnn.backend import get_xp
 from hpnn.engine import ops
-from hpnn.engine.ops.activation import Sigmoid, Softmax
 from hpnn.engine.tensor import Tensor, as_tensor
 
 EPSILON = 1e-7
 
 
-def _logits_of(y_pred: Tensor, kind):
-    """The input of the softmax/sigmoid op that produced ``y_pred``, if it was one."""
-    f = y_pred.creator
-    if isinstance(f, kind) and (kind is not Softmax or f.axis in (-1, y_pred.ndim - 1)):
-        return f.inputs[0]
+def _logits_of(y_pred: Tensor, kind: str):
+    """The input of the softmax (last axis) or sigmoid that produced ``y_pred``, if any."""
+    src = y_pred._logits
+    if src is not None and src[0] == kind:
+        return as_tensor(src[1])
     return None
 
 
@@ -36,7 +35,7 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=
     if label_smoothing:
         n = t.shape[-1]
         t = t * (1 - label_smoothing) + label_smoothing / n
-    logits = y_pred if from_logits else _logits_of(y_pred, Softmax)
+    logits = y_pred if from_logits else _logits_of(y_pred, "softmax")
     if logits is not None:
         return ops.softmax_cross_entropy(logits, t)
     p = y_pred / ops.sum(y_pred, axis=-1, keepdims=True)
@@ -53,7 +52,7 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
     if labels.ndim == y_pred.ndim and labels.shape[-1] == 1:
         labels = labels[..., 0]
     labels = labels.astype(xp.int64)
-    logits = y_pred if from_logits else _logits_of(y_pred, Softmax)
+    logits = y_pred if from_logits else _logits_of(y_pred, "softmax")
     if logits is not None:
         return ops.sparse_softmax_cross_entropy(logits, labels)
     p = y_pred / ops.sum(y_pred, axis=-1, keepdims=True)
@@ -70,7 +69,7 @@ def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, 
         t = t * (1 - label_smoothing) + 0.5 * label_smoothing
     if t.ndim == y_pred.ndim - 1:
         t = t[..., None]
-    logits = y_pred if from_logits else _logits_of(y_pred, Sigmoid)
+    logits = y_pred if from_logits else _logits_of(y_pred, "sigmoid")
     if logits is not None:
         return ops.mean(ops.sigmoid_binary_cross_entropy(logits, t), axis=-1)
     p = ops.clip(y_pred, EPSILON, 1 - EPSILON)

@@ -70,7 +70,7 @@ def check_targets(y: np.ndarray, loss_name: str, out_shape: tuple, name: str = "
                 f"{loss_name} expects integer class indices in {name}. "
                 f"Received: non-integer values such as {flat[flat != np.round(flat)][0]}"
             )
-        lo, hi = flat.min(initial=0), flat.max(initial=0)
+        lo, hi = (flat.min(), flat.max()) if flat.size else (0, 0)
         if n_out is not None and (lo < 0 or hi >= n_out):
             raise ValueError(
                 f"{loss_name}: labels in {name} must be in [0, {n_out - 1}] for a model with "

@@ -105,16 +105,23 @@ def _any64(variables) -> bool:
     return any(v.dtype == np.float64 for v in variables)
 
 
-def evaluate(model, comm, x, y, batch_size: int) -> dict:
-    """Loss and metrics over ``(x, y)``, each rank on a contiguous shard; exact totals."""
+def evaluate(model, comm, x, y, batch_size: int, cb=None) -> dict:
+    """Loss and metrics over ``(x, y)``, each rank on a contiguous shard; exact totals.
+
+    ``cb`` gets ``on_test_batch_begin/end`` for this rank's batches (local logs).
+    """
     for m in model.metrics:
         m.reset_state()
     shard = even_shard(len(x), comm.rank, comm.size)
     xs, ys = x[shard], y[shard]
     total = 0.0
-    for start in range(0, len(xs), batch_size):
+    for step, start in enumerate(range(0, len(xs), batch_size)):
         xb, yb = xs[start : start + batch_size], ys[start : start + batch_size]
+        if cb is not None:
+            cb.on_test_batch_begin(step)
         total += model.test_step(xb, yb) * len(xb)
+        if cb is not None:
+            cb.on_test_batch_end(step, {"loss": total / (start + len(xb))})
     buf = np.array([total, *[v for m in model.metrics for v in (m.total, m.count)]], np.float64)
     comm.allreduce_(buf)
     for i, m in enumerate(model.metrics):

@@ -67,7 +67,16 @@ class Tensor:
     array([2., 4.], dtype=float32)
     """
 
-    __slots__ = ("__weakref__", "_seq", "creator", "data", "grad", "name", "requires_grad")
+    __slots__ = (
+        "__weakref__",
+        "_logits",
+        "_seq",
+        "creator",
+        "data",
+        "grad",
+        "name",
+        "requires_grad",
+    )
     __array_priority__ = 1000  # numpy scalars/arrays on the left defer to Tensor's operators
 
     def __init__(self, data, requires_grad: bool = False, dtype=None, name: str | None = None):
@@ -76,6 +85,7 @@ class Tensor:
         self.creator = None
         self.requires_grad = bool(requires_grad)
         self._seq = 0
+        self._logits = None  # (kind, input) when made by softmax/sigmoid: see hpnn.losses
         self.name = name
 
     # -- array-like properties -------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 import traceback
 
 import numpy as np
@@ -32,6 +33,7 @@ def _abort_on_error(comm):
         sys.stderr.write(f"hpnn: rank {comm.rank} of {comm.size} failed; aborting the job.\n")
         traceback.print_exc()
         sys.stderr.flush()
+        time.sleep(0.5)  # let the launcher forward the traceback before the job is killed
         comm.abort(1)
         raise
 
@@ -133,6 +135,11 @@ class Model(Layer):
 
     # -- data -----------------------------------------------------------------------
     def _prepare(self, x, y, what, targets_needed=True):
+        if not self.layers:
+            raise ValueError(
+                f"Model '{self.name}' has no layers: add layers (model.add(...)) before "
+                "training or predicting."
+            )
         x = adapter.to_array(x, f"{what}x" if what else "x")
         adapter.check_finite(x, f"{what}x" if what else "x")
         if y is None:
@@ -275,7 +282,7 @@ class Model(Layer):
                 logs = self._train_epoch(x, y, batch_size, epoch, shuffle, cb, comm)
                 if validation_data is not None and (epoch + 1) % validation_freq == 0:
                     val_bs = validation_batch_size or batch_size
-                    val = self._evaluate_arrays(*validation_data, val_bs, comm)
+                    val = self._evaluate_arrays(*validation_data, val_bs, comm, cb)
                     logs.update({f"val_{k}": v for k, v in val.items()})
                 cb.on_epoch_end(epoch, logs)
                 if self.stop_training:
@@ -315,15 +322,26 @@ class Model(Layer):
         return dict(logs)
 
     # -- evaluate / predict -------------------------------------------------------------
-    def _evaluate_arrays(self, x, y, batch_size, comm=None) -> dict:
+    def _evaluate_arrays(self, x, y, batch_size, comm=None, cb=None) -> dict:
+        cb = cb if cb is not None else CallbackList()
+        cb.on_test_begin()
         if comm is not None:
-            return data_parallel.evaluate(self, comm, x, y, batch_size)
+            logs = data_parallel.evaluate(self, comm, x, y, batch_size, cb)
+            cb.on_test_end(logs)
+            return logs
         for m in self.metrics:
             m.reset_state()
-        total = 0.0
-        for sl in adapter.batch_slices(len(x), batch_size):
-            total += self.test_step(x[sl], y[sl]) * len(x[sl])
-        return {"loss": total / max(len(x), 1), **{m.name: m.result() for m in self.metrics}}
+        total, seen, logs = 0.0, 0, {}
+        for step, sl in enumerate(adapter.batch_slices(len(x), batch_size)):
+            cb.on_test_batch_begin(step)
+            n = sl.stop - sl.start
+            total += self.test_step(x[sl], y[sl]) * n
+            seen += n
+            logs = {"loss": total / seen, **{m.name: m.result() for m in self.metrics}}
+            cb.on_test_batch_end(step, logs)
+        logs = {"loss": total / max(len(x), 1), **{m.name: m.result() for m in self.metrics}}
+        cb.on_test_end(logs)
+        return logs
 
     def evaluate(
         self,
@@ -344,7 +362,8 @@ class Model(Layer):
         x, y = self._prepare(x, y, "")
         self._make_metrics(y.shape)
         comm = get_comm()
-        logs = self._evaluate_arrays(x, y, batch_size, comm)
+        cb = CallbackList(callbacks, model=self, verbose=verbose, steps=-(-len(x) // batch_size))
+        logs = self._evaluate_arrays(x, y, batch_size, comm, cb)
         if comm is not None and comm.rank != 0:
             verbose = 0
         if verbose and verbose != "auto":

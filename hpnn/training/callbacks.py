@@ -71,9 +71,17 @@ class CallbackList(Callback):
 
 
 def _dispatch(name):
-    def hook(self, *args, **kwargs):
-        for c in self.callbacks:
-            getattr(c, name)(*args, **kwargs)
+    # Always pass logs on, as Keras does: callbacks written as lambda logs: ... rely on it.
+    if "epoch" in name or "batch" in name:
+
+        def hook(self, index, logs=None):
+            for c in self.callbacks:
+                getattr(c, name)(index, logs)
+    else:
+
+        def hook(self, logs=None):
+            for c in self.callbacks:
+                getattr(c, name)(logs)
 
     hook.__name__ = name
     return hook

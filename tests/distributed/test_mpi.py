@@ -97,6 +97,6 @@ def test_failing_rank_aborts_the_job_quickly(tmp_path):
     start = time.monotonic()
     proc = _run("raise", tmp_path / "unused", timeout=120)
     elapsed = time.monotonic() - start
-    assert proc.returncode != 0
-    assert "deliberate failure on rank 1" in proc.stderr
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "deliberate failure on rank 1" in proc.stderr, proc.stdout + proc.stderr
     assert elapsed < 60, f"the job took {elapsed:.0f} s to end"

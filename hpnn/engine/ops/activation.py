@@ -128,7 +128,9 @@ def relu(x) -> Tensor:
 
 def sigmoid(x) -> Tensor:
     """Return ``1 / (1 + exp(-x))``."""
-    return Sigmoid()(x)
+    out = Sigmoid()(x)
+    out._logits = ("sigmoid", x)  # lets a cross-entropy work from x, graph or no graph
+    return out
 
 
 def tanh(x) -> Tensor:
@@ -138,7 +140,10 @@ def tanh(x) -> Tensor:
 
 def softmax(x, axis: int = -1) -> Tensor:
     """Return ``exp(x) / sum(exp(x))`` along ``axis``."""
-    return Softmax(axis)(x)
+    out = Softmax(axis)(x)
+    if axis in (-1, out.ndim - 1):
+        out._logits = ("softmax", x)  # lets a cross-entropy work from x, graph or no graph
+    return out
 
 
 def log_softmax(x, axis: int = -1) -> Tensor:

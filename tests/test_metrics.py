@@ -1,0 +1,161 @@
+"""Tests for hpnn.metrics: accuracy resolution, running means, top-k."""
+
+import numpy as np
+import pytest
+
+import hpnn
+from hpnn import layers, metrics
+
+
+@pytest.mark.parametrize(
+    ("loss", "cls"),
+    [
+        ("categorical_crossentropy", metrics.CategoricalAccuracy),
+        ("sparse_categorical_crossentropy", metrics.SparseCategoricalAccuracy),
+        ("binary_crossentropy", metrics.BinaryAccuracy),
+        ("CategoricalCrossentropy", metrics.CategoricalAccuracy),
+        ("SparseCategoricalCrossentropy", metrics.SparseCategoricalAccuracy),
+        ("BinaryCrossentropy", metrics.BinaryAccuracy),
+    ],
+)
+def test_accuracy_is_resolved_from_the_loss(loss, cls):
+    for ident in ("accuracy", "acc"):
+        m = metrics.get(ident, loss_name=loss, y_true_shape=(8, 10), y_pred_shape=(None, 10))
+        assert type(m) is cls
+        assert m.name == ident
+
+
+@pytest.mark.parametrize(
+    ("y_shape", "out_shape", "cls"),
+    [
+        ((8,), (None, 10), metrics.SparseCategoricalAccuracy),
+        ((8, 1), (None, 10), metrics.SparseCategoricalAccuracy),
+        ((8, 10), (None, 10), metrics.CategoricalAccuracy),
+        ((8, 1), (None, 1), metrics.BinaryAccuracy),
+        ((8,), (None, 1), metrics.BinaryAccuracy),
+    ],
+)
+def test_accuracy_is_resolved_from_shapes_for_other_losses(y_shape, out_shape, cls):
+    assert type(metrics.get("accuracy", "mse", y_shape, out_shape)) is cls
+
+
+@pytest.mark.parametrize(
+    ("loss", "y", "key_cls"),
+    [
+        ("categorical_crossentropy", np.eye(3)[[0, 1, 2, 1]], metrics.CategoricalAccuracy),
+        (
+            "sparse_categorical_crossentropy",
+            np.array([0, 1, 2, 1]),
+            metrics.SparseCategoricalAccuracy,
+        ),
+    ],
+)
+def test_compile_resolves_accuracy_in_fit(loss, y, key_cls):
+    model = hpnn.Sequential([hpnn.Input((2,)), layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="sgd", loss=loss, metrics=["accuracy"])
+    hist = model.fit(np.ones((4, 2)), y, verbose=0)
+    assert type(model.metrics[0]) is key_cls
+    assert set(hist.history) == {"loss", "accuracy"}
+
+
+def test_binary_accuracy_from_compile():
+    model = hpnn.Sequential([hpnn.Input((2,)), layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="sgd", loss="binary_crossentropy", metrics=["acc"])
+    model.fit(np.ones((4, 2)), np.array([0, 1, 1, 0]), verbose=0)
+    assert type(model.metrics[0]) is metrics.BinaryAccuracy
+    assert model.metrics[0].name == "acc"
+
+
+def test_categorical_accuracy_values():
+    y_true = np.eye(3)[[0, 1, 2, 2]]
+    y_pred = np.array([[0.8, 0.1, 0.1], [0.6, 0.3, 0.1], [0.1, 0.2, 0.7], [0.3, 0.4, 0.3]])
+    assert metrics.CategoricalAccuracy()(y_true, y_pred) == pytest.approx(0.5)
+
+
+def test_sparse_categorical_accuracy_values():
+    y_pred = np.array([[0.8, 0.1, 0.1], [0.6, 0.3, 0.1], [0.1, 0.2, 0.7]])
+    m = metrics.SparseCategoricalAccuracy()
+    assert m(np.array([0, 1, 2]), y_pred) == pytest.approx(2 / 3)
+    assert m(np.array([[0], [1], [2]]), y_pred) == pytest.approx(2 / 3)
+    assert m(np.array([0.0, 0.0, 2.0]), y_pred) == pytest.approx(1.0)
+
+
+def test_binary_accuracy_values_and_threshold():
+    y_true = np.array([[1.0], [0.0], [1.0], [0.0]])
+    y_pred = np.array([[0.9], [0.6], [0.4], [0.1]])
+    assert metrics.BinaryAccuracy()(y_true, y_pred) == pytest.approx(0.5)
+    assert metrics.BinaryAccuracy(threshold=0.7)(y_true, y_pred) == pytest.approx(0.75)
+    # targets of shape (N,) against outputs (N, 1)
+    assert metrics.BinaryAccuracy()(y_true[:, 0], y_pred) == pytest.approx(0.5)
+
+
+def test_running_mean_across_update_state_calls():
+    m = metrics.SparseCategoricalAccuracy()
+    y_pred = np.eye(4)
+    m.update_state(np.array([0, 1, 2, 3]), y_pred)  # 4/4
+    m.update_state(np.array([1, 1]), y_pred[:2])  # 1/2
+    assert m.result() == pytest.approx(5 / 6)  # sample-weighted, not the mean of 1.0 and 0.5
+    m.reset_state()
+    assert m.result() == 0.0
+    m.update_state(np.array([1]), y_pred[:1])
+    assert m.result() == 0.0
+
+
+def test_weighted_running_mean():
+    m = metrics.SparseCategoricalAccuracy()
+    y_pred = np.eye(3)
+    m.update_state(np.array([0, 0, 2]), y_pred, sample_weight=np.array([1.0, 3.0, 1.0]))
+    # correct: samples 0 and 2 (weights 1 and 1); total weight 5
+    assert m.result() == pytest.approx(2 / 5)
+    m.update_state(np.array([1]), y_pred[1:2], sample_weight=np.array([5.0]))
+    assert m.result() == pytest.approx(7 / 10)
+
+
+def test_mean_metric_weighted():
+    m = metrics.Mean()
+    m.update_state(np.array([1.0, 2.0]))
+    m.update_state(np.array([4.0]), sample_weight=np.array([2.0]))
+    assert m.result() == pytest.approx((1 + 2 + 8) / 4)
+
+
+def test_mse_mae_metrics():
+    y_true = np.array([[0.0, 1.0], [2.0, 2.0]])
+    y_pred = np.array([[1.0, 1.0], [0.0, 2.0]])
+    assert metrics.MeanSquaredError()(y_true, y_pred) == pytest.approx((0.5 + 2.0) / 2)
+    assert metrics.MeanAbsoluteError()(y_true, y_pred) == pytest.approx((0.5 + 1.0) / 2)
+    assert isinstance(metrics.get("mse"), metrics.MeanSquaredError)
+
+
+@pytest.mark.parametrize(("k", "expected"), [(1, 1 / 4), (2, 2 / 4), (3, 3 / 4), (4, 1.0)])
+def test_top_k_categorical_accuracy(k, expected):
+    y_pred = np.array(
+        [
+            [0.4, 0.3, 0.2, 0.1],  # true 0: rank 1
+            [0.4, 0.3, 0.2, 0.1],  # true 1: rank 2
+            [0.1, 0.2, 0.3, 0.4],  # true 1: rank 3
+            [0.1, 0.2, 0.3, 0.4],  # true 0: rank 4
+        ]
+    )
+    y_true = np.eye(4)[[0, 1, 1, 0]]
+    assert metrics.TopKCategoricalAccuracy(k=k)(y_true, y_pred) == pytest.approx(expected)
+
+
+def test_top_k_default_k_is_5_and_by_name():
+    m = metrics.get("top_k_categorical_accuracy")
+    assert isinstance(m, metrics.TopKCategoricalAccuracy) and m.k == 5
+    rng = np.random.default_rng(0)
+    y_pred = rng.random((50, 10))
+    labels = rng.integers(0, 10, 50)
+    rank = (y_pred > y_pred[np.arange(50), labels][:, None]).sum(axis=1)  # 0 = top
+    assert m(np.eye(10)[labels], y_pred) == pytest.approx((rank < 5).mean())
+
+
+def test_function_metric_and_unknown_name():
+    def always_half(y_true, y_pred):
+        return np.full(len(y_true), 0.5)
+
+    m = metrics.get(always_half)
+    assert m.name == "always_half"
+    assert m(np.zeros(3), np.zeros(3)) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match=r"Unknown metric.*Received: metric='acuracy'"):
+        metrics.get("acuracy")
