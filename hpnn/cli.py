@@ -56,13 +56,14 @@ def load_fashion_mnist(data_dir=None, validation=5000):
 
 def train(args) -> float:
     import hpnn
+    import hpnn.distributed
 
     hpnn.utils.set_random_seed(args.seed)
     train_set, val_set, (x_test, y_test) = load_fashion_mnist(args.data, args.validation)
     if args.limit:
         train_set = (train_set[0][: args.limit], train_set[1][: args.limit])
     model = build_model(args.model)
-    if args.verbose:
+    if args.verbose and hpnn.distributed.is_chief():
         model.summary()
     model.compile(
         optimizer=hpnn.optimizers.Adam(learning_rate=args.lr),
@@ -80,9 +81,14 @@ def train(args) -> float:
     seconds = time.perf_counter() - start
     loss, acc = model.evaluate(x_test, y_test, batch_size=256, verbose=0)
     samples = len(train_set[0]) * args.epochs
-    print(f"Training time: {seconds:.1f} s ({samples / seconds:,.0f} samples/s)")
-    print(f"Test loss: {loss:.4f}")
-    print(f"Test accuracy: {acc:.4f}")
+    if hpnn.distributed.is_chief():  # under mpiexec, one report for the job
+        ranks = hpnn.distributed.size()
+        where = ""
+        if ranks > 1:
+            where = f" on {ranks} MPI ranks (global batch {args.batch_size * ranks})"
+        print(f"Training time: {seconds:.1f} s ({samples / seconds:,.0f} samples/s){where}")
+        print(f"Test loss: {loss:.4f}")
+        print(f"Test accuracy: {acc:.4f}")
     return acc
 
 
