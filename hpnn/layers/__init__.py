@@ -1,20 +1,70 @@
 """Layers with Keras 3 names: ``hpnn.layers.Dense`` is ``keras.layers.Dense``."""
 
 from hpnn.layers.base import Layer
-from hpnn.layers.conv import AveragePooling2D, AvgPool2D, Conv2D, MaxPool2D, MaxPooling2D
+from hpnn.layers.bidirectional import Bidirectional
+from hpnn.layers.conv import (
+    AveragePooling2D,
+    AvgPool2D,
+    Conv1D,
+    Conv2D,
+    MaxPool2D,
+    MaxPooling2D,
+)
 from hpnn.layers.core import Activation, Dense, Dropout, Flatten, Input, InputLayer
+from hpnn.layers.embedding import Embedding
+from hpnn.layers.normalization import BatchNormalization, LayerNormalization
+from hpnn.layers.pooling import (
+    AveragePooling1D,
+    AvgPool1D,
+    GlobalAveragePooling1D,
+    GlobalAveragePooling2D,
+    GlobalAvgPool1D,
+    GlobalAvgPool2D,
+    GlobalMaxPool1D,
+    GlobalMaxPool2D,
+    GlobalMaxPooling1D,
+    GlobalMaxPooling2D,
+    MaxPool1D,
+    MaxPooling1D,
+)
+from hpnn.layers.recurrent import GRU, LSTM, SimpleRNN
+from hpnn.layers.reshaping import Permute, RepeatVector, Reshape, TimeDistributed
 
 __all__ = [
+    "GRU",
+    "LSTM",
     "Activation",
+    "AveragePooling1D",
     "AveragePooling2D",
+    "AvgPool1D",
     "AvgPool2D",
+    "BatchNormalization",
+    "Bidirectional",
+    "Conv1D",
     "Conv2D",
     "Dense",
     "Dropout",
+    "Embedding",
     "Flatten",
+    "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D",
+    "GlobalAvgPool1D",
+    "GlobalAvgPool2D",
+    "GlobalMaxPool1D",
+    "GlobalMaxPool2D",
+    "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D",
     "Input",
     "InputLayer",
     "Layer",
+    "LayerNormalization",
+    "MaxPool1D",
     "MaxPool2D",
+    "MaxPooling1D",
     "MaxPooling2D",
+    "Permute",
+    "RepeatVector",
+    "Reshape",
+    "SimpleRNN",
+    "TimeDistributed",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import inspect
 import re
 
 import numpy as np
@@ -32,6 +33,16 @@ def _snake(name: str) -> str:
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
 
 
+def weight_config(layer) -> dict:
+    """The initializer and regularizer arguments of a layer with a kernel, serialized."""
+    return {
+        "kernel_initializer": initializers.serialize(layer.kernel_initializer),
+        "bias_initializer": initializers.serialize(layer.bias_initializer),
+        "kernel_regularizer": regularizers.serialize(layer.kernel_regularizer),
+        "bias_regularizer": regularizers.serialize(layer.bias_regularizer),
+    }
+
+
 def normalize_tuple(value, n: int, name: str, owner: str) -> tuple:
     """Turn an int or a sequence of ``n`` positive ints into a tuple (Keras' rule)."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
@@ -55,11 +66,26 @@ class Layer:
     Subclasses set ``input_ndim`` (exact rank, batch included) or ``min_ndim``,
     create weights in ``build(input_shape)`` with ``add_weight``, and compute in
     ``call(x, training=False)``.
+
+    Masks (Keras' rules): a layer whose ``call`` takes ``mask=`` receives the mask
+    of its input; ``compute_mask(inputs, mask)`` gives the mask of its output,
+    by default ``mask`` when ``supports_masking`` else None. A layer whose input
+    stays integer (``Embedding``) sets ``_float_input = False``.
     """
 
     input_ndim: int | None = None
     min_ndim: int | None = None
     rank_hint: str = ""
+    supports_masking = False
+    _float_input = True
+    # Set per class below: whether call() takes mask=, and whether compute_mask is custom.
+    _call_accepts_mask = False
+    _computes_mask = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._call_accepts_mask = "mask" in inspect.signature(cls.call).parameters
+        cls._computes_mask = cls.compute_mask is not Layer.compute_mask
 
     def __init__(self, name=None, trainable=True, dtype=None, input_shape=None, **kwargs):
         if kwargs:
@@ -181,14 +207,18 @@ class Layer:
     def call(self, x, training=False):
         raise NotImplementedError
 
-    def __call__(self, x, training=False):
+    def compute_mask(self, inputs, mask=None):
+        """The mask of the output: ``mask`` passed through when ``supports_masking``."""
+        return mask if self.supports_masking else None
+
+    def __call__(self, x, training=False, **kwargs):
         if not isinstance(x, Tensor):
-            x = Tensor(_as_array(x, self.dtype))
+            x = Tensor(_as_array(x, self.dtype if self._float_input else None))
         if not self.built:
             self.build_for((None, *x.shape[1:]))
         else:
             self.check_input_shape(x.shape)
-        return self.call(x, training=training)
+        return self.call(x, training=training, **kwargs)
 
     # -- config ----------------------------------------------------------------
     def get_config(self) -> dict:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from hpnn import activations
+from hpnn import activations, regularizers
+from hpnn.backend import get_xp
 from hpnn.engine import ops
 from hpnn.engine.ops.conv import conv_output_length
-from hpnn.layers.base import Layer, normalize_tuple
+from hpnn.engine.tensor import Tensor
+from hpnn.layers.base import Layer, normalize_tuple, weight_config
 
 
 def _padding(value, owner):
@@ -70,8 +72,8 @@ class Conv2D(Layer):
         self.use_bias = use_bias
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
-        self.kernel_regularizer = kernel_regularizer
-        self.bias_regularizer = bias_regularizer
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
         self.activity_regularizer = activity_regularizer
 
     def build(self, input_shape):
@@ -124,6 +126,7 @@ class Conv2D(Layer):
             "padding": self.padding,
             "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
+            **weight_config(self),
         }
 
 
@@ -185,3 +188,129 @@ class AveragePooling2D(_Pooling2D):
 
 MaxPool2D = MaxPooling2D
 AvgPool2D = AveragePooling2D
+
+
+class Conv1D(Layer):
+    """1-D convolution over ``(batch, steps, channels)``, run as Conv2D on a height-1 view.
+
+    Args:
+        filters: number of output channels.
+        kernel_size: int; kernel shape ``(kernel_size, in, filters)`` (Keras layout).
+        strides: int.
+        padding: ``"valid"``, ``"same"``, or ``"causal"`` (zeros on the left only, so
+            output step t sees inputs up to t).
+    """
+
+    input_ndim = 3
+    rank_hint = "(batch, steps, channels)"
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        data_format=None,
+        dilation_rate=1,
+        groups=1,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        owner = self._where()
+        if not isinstance(filters, int) or isinstance(filters, bool) or filters <= 0:
+            raise ValueError(
+                f"{owner}: filters must be a positive int. Received: filters={filters!r}"
+            )
+        self.filters = filters
+        (self.kernel_size,) = normalize_tuple(kernel_size, 1, "kernel_size", owner)
+        (self.strides,) = normalize_tuple(strides, 1, "strides", owner)
+        self.padding = padding.lower() if isinstance(padding, str) else padding
+        if self.padding not in ("valid", "same", "causal"):
+            raise ValueError(
+                f"{owner}: padding must be 'valid', 'same' or 'causal'. "
+                f"Received: padding={padding!r}"
+            )
+        if data_format not in (None, "channels_last"):
+            raise ValueError(
+                f"{owner}: only data_format='channels_last' (N, steps, C) is supported. "
+                f"Received: data_format={data_format!r}"
+            )
+        if normalize_tuple(dilation_rate, 1, "dilation_rate", owner) != (1,) or groups != 1:
+            raise NotImplementedError(f"{owner}: dilation_rate and groups other than 1.")
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.activity_regularizer = activity_regularizer
+
+    def build(self, input_shape):
+        c = input_shape[-1]
+        if c is None:
+            raise ValueError(
+                f"{self._where()}: the channel axis must be known. "
+                f"Received: shape={tuple(input_shape)}"
+            )
+        self.compute_output_shape(input_shape)  # raises if the input is too short
+        self.kernel = self.add_weight(
+            (self.kernel_size, c, self.filters),
+            self.kernel_initializer,
+            "kernel",
+            regularizer=self.kernel_regularizer,
+        )
+        self.bias = (
+            self.add_weight(
+                (self.filters,), self.bias_initializer, "bias", regularizer=self.bias_regularizer
+            )
+            if self.use_bias
+            else None
+        )
+        self._fixed_dims = {-1: c}
+        self.built = True
+
+    def call(self, x, training=False):
+        n, steps, c = x.shape
+        k, padding = self.kernel_size, self.padding
+        x4 = ops.reshape(x, (n, 1, steps, c))
+        if padding == "causal":
+            zeros = Tensor(get_xp(x.data).zeros((n, 1, k - 1, c), dtype=x.dtype))
+            x4 = ops.concatenate([zeros, x4], axis=2) if k > 1 else x4
+            padding = "valid"
+        w4 = ops.reshape(self.kernel, (1, k, c, self.filters))
+        y = ops.conv2d(x4, w4, self.bias, (1, self.strides), padding)
+        return self.activation(ops.reshape(y, (n, y.shape[2], self.filters)))
+
+    def compute_output_shape(self, input_shape):
+        n, steps, _ = input_shape
+        out = None
+        if steps is not None:
+            if self.padding == "causal":  # left-padded by k - 1, then 'valid'
+                out = (steps - 1) // self.strides + 1
+            else:
+                out = conv_output_length(steps, self.kernel_size, self.strides, self.padding)
+            if out <= 0:
+                raise ValueError(
+                    f"{self._where()}: {steps} steps are fewer than kernel_size="
+                    f"{self.kernel_size} with padding='valid'. Received: shape={tuple(input_shape)}"
+                )
+        return (n, out, self.filters)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            **weight_config(self),
+        }

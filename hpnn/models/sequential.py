@@ -18,6 +18,8 @@ class Sequential(Model):
     >>> model = Sequential([Input(shape=(4,)), Dense(3, activation="softmax")])
     """
 
+    _makes_masks = False  # whether a layer makes a mask (set in build)
+
     def __init__(self, layers=None, trainable=True, name=None):
         super().__init__(name=name, trainable=trainable)
         self._layers: list[Layer] = []
@@ -76,6 +78,7 @@ class Sequential(Model):
         for layer in self._layers:
             shape = layer.build_for(shape)
         self._steps = fusion.plan(self._layers)
+        self._makes_masks = any(layer._computes_mask for layer in self._layers)
         self.built = True
 
     def compute_output_shape(self, input_shape):
@@ -84,9 +87,31 @@ class Sequential(Model):
             shape = layer.compute_output_shape(shape)
         return shape
 
-    def call(self, x, training=False):
+    @property
+    def _float_input(self):
+        """Whether batches are cast to floatx (not integer ids for a first Embedding)."""
+        return not self._layers or self._layers[0]._float_input
+
+    def call(self, x, training=False, mask=None):
+        if mask is None and not self._makes_masks:
+            for step in self._steps:
+                x = step(x, training=training)
+            return x
+        return self._call_masked(x, training, mask)
+
+    def _call_masked(self, x, training, mask):
+        """The stack with Keras' mask propagation (a layer such as Embedding makes one)."""
         for step in self._steps:
-            x = step(x, training=training)
+            if not isinstance(step, Layer):  # a fusion of mask-free layers: the mask ends
+                x, mask = step(x, training=training), None
+                continue
+            if mask is not None and step._call_accepts_mask:
+                y = step(x, training=training, mask=mask)
+            else:
+                y = step(x, training=training)
+            if mask is not None or step._computes_mask:
+                mask = step.compute_mask(x, mask)
+            x = y
         return x
 
     def summary(self, line_length=80, print_fn=None):

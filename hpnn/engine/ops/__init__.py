@@ -32,7 +32,9 @@ from hpnn.engine.ops.loss import (
     softmax_cross_entropy,
     sparse_softmax_cross_entropy,
 )
+from hpnn.engine.ops.norm import batch_norm, layer_norm
 from hpnn.engine.ops.pool import average_pool2d, max_pool2d
+from hpnn.engine.ops.recurrent import gru, lstm, simple_rnn
 from hpnn.engine.ops.reduce import max, mean, sum
 from hpnn.engine.ops.shape import broadcast_to, concatenate, getitem, reshape, transpose
 
@@ -40,6 +42,7 @@ __all__ = [
     "abs",
     "add",
     "average_pool2d",
+    "batch_norm",
     "broadcast_to",
     "clip",
     "concatenate",
@@ -49,10 +52,13 @@ __all__ = [
     "elu",
     "exp",
     "getitem",
+    "gru",
+    "layer_norm",
     "leaky_relu",
     "linear",
     "log",
     "log_softmax",
+    "lstm",
     "matmul",
     "max",
     "max_pool2d",
@@ -64,6 +70,7 @@ __all__ = [
     "reshape",
     "sigmoid",
     "sigmoid_binary_cross_entropy",
+    "simple_rnn",
     "softmax",
     "softmax_cross_entropy",
     "softplus",

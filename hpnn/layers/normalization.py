@@ -1,0 +1,203 @@
+"""Normalisation layers: BatchNormalization and LayerNormalization (Keras semantics)."""
+
+from __future__ import annotations
+
+from hpnn.engine import ops
+from hpnn.layers.base import Layer
+
+
+def _check_axes(layer, axes, shape):
+    ndim = len(shape)
+    out = []
+    for a in axes:
+        if not isinstance(a, int) or not -ndim <= a < ndim or a % ndim == 0:
+            raise ValueError(
+                f"{layer._where()}: axis must name a non-batch axis of the input "
+                f"(rank {ndim}). Received: axis={layer.axis!r}, shape={tuple(shape)}"
+            )
+        if shape[a] is None:
+            raise ValueError(
+                f"{layer._where()}: the normalised axis {a} must be known. "
+                f"Received: shape={tuple(shape)}"
+            )
+        out.append(a % ndim)
+    return out
+
+
+class BatchNormalization(Layer):
+    """Normalise each channel with batch statistics in training, moving ones in inference.
+
+    Args:
+        axis: the channel axis (default -1): input ``(N, ..., C)``, weights ``(C,)``
+            in the order gamma, beta, moving_mean, moving_variance (the last two
+            non-trainable), as Keras stores them.
+        momentum: ``moving = moving * momentum + batch * (1 - momentum)`` (0.99).
+        epsilon: added to the variance (1e-3).
+
+    ``training=True`` (``fit``) normalises with the batch mean and biased variance
+    and updates the moving statistics; ``training=False`` (``evaluate``,
+    ``predict``) uses the moving ones. A layer with ``trainable=False`` always runs
+    in inference mode, as in Keras. A mask is passed on but not used in the moments.
+    """
+
+    min_ndim = 2
+    supports_masking = True
+
+    def __init__(
+        self,
+        axis=-1,
+        momentum=0.99,
+        epsilon=1e-3,
+        center=True,
+        scale=True,
+        beta_initializer="zeros",
+        gamma_initializer="ones",
+        moving_mean_initializer="zeros",
+        moving_variance_initializer="ones",
+        beta_regularizer=None,
+        gamma_regularizer=None,
+        beta_constraint=None,
+        gamma_constraint=None,
+        synchronized=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(axis, int):
+            raise ValueError(f"{self._where()}: axis must be an int. Received: axis={axis!r}")
+        if beta_constraint is not None or gamma_constraint is not None or synchronized:
+            raise NotImplementedError(
+                f"{self._where()}: constraints and synchronized=True are not supported yet."
+            )
+        self.axis, self.momentum, self.epsilon = axis, float(momentum), float(epsilon)
+        self.center, self.scale = center, scale
+        self.beta_initializer, self.gamma_initializer = beta_initializer, gamma_initializer
+        self.moving_mean_initializer = moving_mean_initializer
+        self.moving_variance_initializer = moving_variance_initializer
+        self.beta_regularizer, self.gamma_regularizer = beta_regularizer, gamma_regularizer
+
+    def build(self, input_shape):
+        (axis,) = _check_axes(self, [self.axis], input_shape)
+        shape = (input_shape[axis],)
+        self.gamma = (
+            self.add_weight(
+                shape, self.gamma_initializer, "gamma", regularizer=self.gamma_regularizer
+            )
+            if self.scale
+            else None
+        )
+        self.beta = (
+            self.add_weight(shape, self.beta_initializer, "beta", regularizer=self.beta_regularizer)
+            if self.center
+            else None
+        )
+        self.moving_mean = self.add_weight(
+            shape, self.moving_mean_initializer, "moving_mean", trainable=False
+        )
+        self.moving_variance = self.add_weight(
+            shape, self.moving_variance_initializer, "moving_variance", trainable=False
+        )
+        # Keras' input spec: the rank and the channel size are fixed from here on
+        self.input_ndim, self._fixed_dims = len(input_shape), {self.axis: shape[0]}
+        self.built = True
+
+    def call(self, x, training=False):
+        if not (training and self.trainable):
+            return ops.batch_norm(
+                x,
+                self.gamma,
+                self.beta,
+                self.axis,
+                self.epsilon,
+                mean=self.moving_mean.data,
+                variance=self.moving_variance.data,
+            )
+        y, mean, var = ops.batch_norm(
+            x, self.gamma, self.beta, self.axis, self.epsilon, return_stats=True
+        )
+        rest = 1.0 - self.momentum
+        for moving, batch in ((self.moving_mean, mean), (self.moving_variance, var)):
+            moving.data *= self.momentum
+            moving.data += batch * rest
+        return y
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "axis": self.axis,
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "center": self.center,
+            "scale": self.scale,
+        }
+
+
+class LayerNormalization(Layer):
+    """Normalise each sample over ``axis`` (default the last), then scale and shift.
+
+    Args:
+        axis: int or list of ints: the axes normalised together; gamma and beta
+            have those axes' sizes (``(F,)`` for input ``(N, ..., F)``), in the order
+            gamma, beta.
+        epsilon: added to the variance (1e-3, as Keras).
+    """
+
+    min_ndim = 2
+    supports_masking = True
+
+    def __init__(
+        self,
+        axis=-1,
+        epsilon=1e-3,
+        center=True,
+        scale=True,
+        rms_scaling=False,
+        beta_initializer="zeros",
+        gamma_initializer="ones",
+        beta_regularizer=None,
+        gamma_regularizer=None,
+        beta_constraint=None,
+        gamma_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if rms_scaling or beta_constraint is not None or gamma_constraint is not None:
+            raise NotImplementedError(
+                f"{self._where()}: rms_scaling and constraints are not supported yet."
+            )
+        self.axis = axis
+        self.epsilon = float(epsilon)
+        self.center, self.scale = center, scale
+        self.beta_initializer, self.gamma_initializer = beta_initializer, gamma_initializer
+        self.beta_regularizer, self.gamma_regularizer = beta_regularizer, gamma_regularizer
+
+    def build(self, input_shape):
+        axes = [self.axis] if isinstance(self.axis, int) else list(self.axis)
+        self._axes = tuple(_check_axes(self, axes, input_shape))
+        shape = tuple(input_shape[a] for a in self._axes)
+        self.gamma = (
+            self.add_weight(
+                shape, self.gamma_initializer, "gamma", regularizer=self.gamma_regularizer
+            )
+            if self.scale
+            else None
+        )
+        self.beta = (
+            self.add_weight(shape, self.beta_initializer, "beta", regularizer=self.beta_regularizer)
+            if self.center
+            else None
+        )
+        self.input_ndim = len(input_shape)
+        self._fixed_dims = {a: input_shape[a] for a in self._axes}
+        self.built = True
+
+    def call(self, x, training=False):
+        return ops.layer_norm(x, self.gamma, self.beta, self._axes, self.epsilon)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "axis": self.axis,
+            "epsilon": self.epsilon,
+            "center": self.center,
+            "scale": self.scale,
+        }

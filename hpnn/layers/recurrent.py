@@ -1,0 +1,402 @@
+"""Recurrent layers SimpleRNN, LSTM and GRU, each one fused op over the whole sequence."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hpnn import activations, initializers
+from hpnn.backend import get_xp
+from hpnn.engine.ops.recurrent import gru, lstm, simple_rnn
+from hpnn.engine.ops.recurrent_base import ACTIVATIONS
+from hpnn.engine.tensor import Tensor, _as_array
+from hpnn.layers.base import Layer
+from hpnn.random import make_rng
+
+
+def _activation_name(value, what, owner):
+    """The name of a fusable activation (a string, or hpnn's own function)."""
+    name = value if isinstance(value, str) else activations.serialize(activations.get(value))
+    if name not in ACTIVATIONS:
+        raise ValueError(
+            f"{owner}: {what} must be one of {ACTIVATIONS} (the recurrent ops fuse them). "
+            f"Received: {what}={value!r}"
+        )
+    return name
+
+
+def mask_array(layer, mask, x):
+    """Check a ``(batch, timesteps)`` mask against ``x`` and return it as a bool array."""
+    if mask is None:
+        return None
+    m = mask.data if isinstance(mask, Tensor) else get_xp(x.data).asarray(mask)
+    if m.shape != tuple(x.shape[:2]):
+        raise ValueError(
+            f"{layer._where()}: expected a mask of shape (batch, timesteps) = "
+            f"{tuple(x.shape[:2])}. Received: mask.shape={tuple(m.shape)}"
+        )
+    return m.astype(bool, copy=False)
+
+
+class _RNN(Layer):
+    """What SimpleRNN, LSTM and GRU share: arguments, checks, weights, call."""
+
+    input_ndim = 3
+    rank_hint = "(batch, timesteps, features)"
+    supports_masking = True
+    gates = 1
+    n_states = 1
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        zero_output_for_mask=False,
+        use_cudnn="auto",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        owner = self._where()
+        if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units <= 0:
+            raise ValueError(f"{owner}: units must be a positive int. Received: units={units!r}")
+        self.units = int(units)
+        self.activation = _activation_name(activation, "activation", owner)
+        self.recurrent_activation = _activation_name(
+            recurrent_activation, "recurrent_activation", owner
+        )
+        for name, value in (
+            ("kernel_constraint", kernel_constraint),
+            ("recurrent_constraint", recurrent_constraint),
+            ("bias_constraint", bias_constraint),
+        ):
+            if value is not None:
+                raise NotImplementedError(f"{owner}: {name} is not supported yet.")
+        if stateful:
+            raise NotImplementedError(f"{owner}: stateful=True is not supported yet.")
+        if recurrent_dropout:
+            raise NotImplementedError(f"{owner}: recurrent_dropout is not supported yet.")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"{owner}: dropout must be in [0, 1). Received: dropout={dropout!r}")
+        self.use_bias = use_bias
+        self.kernel_initializer = kernel_initializer
+        self.recurrent_initializer = recurrent_initializer
+        self.bias_initializer = bias_initializer
+        self.kernel_regularizer = kernel_regularizer
+        self.recurrent_regularizer = recurrent_regularizer
+        self.bias_regularizer = bias_regularizer
+        self.activity_regularizer = activity_regularizer
+        self.dropout = float(dropout)
+        self.recurrent_dropout = 0.0
+        self.seed = seed
+        self._rng = make_rng(seed)
+        self.return_sequences = return_sequences
+        self.return_state = return_state
+        self.go_backwards = go_backwards
+        self.stateful = False
+        self.unroll = unroll
+        self.zero_output_for_mask = zero_output_for_mask
+
+    @property
+    def state_size(self):
+        return self.units if self.n_states == 1 else [self.units] * self.n_states
+
+    # -- weights -------------------------------------------------------------------
+    def build(self, input_shape):
+        features = input_shape[-1]
+        if features is None:
+            raise ValueError(
+                f"{self._where()}: the features axis must be known. "
+                f"Received: shape={tuple(input_shape)}"
+            )
+        width = self.gates * self.units
+        self.kernel = self.add_weight(
+            (features, width),
+            self.kernel_initializer,
+            "kernel",
+            regularizer=self.kernel_regularizer,
+        )
+        self.recurrent_kernel = self.add_weight(
+            (self.units, width),
+            self.recurrent_initializer,
+            "recurrent_kernel",
+            regularizer=self.recurrent_regularizer,
+        )
+        self.bias = (
+            self.add_weight(
+                self._bias_shape(),
+                self._bias_init(),
+                "bias",
+                regularizer=self.bias_regularizer,
+            )
+            if self.use_bias
+            else None
+        )
+        self._fixed_dims = {-1: features}
+        self.built = True
+
+    def _bias_shape(self):
+        return (self.gates * self.units,)
+
+    def _bias_init(self):
+        return self.bias_initializer
+
+    # -- calling -------------------------------------------------------------------
+    def call(self, x, training=False, mask=None, initial_state=None):
+        if x.shape[1] == 0:
+            raise ValueError(
+                f"{self._where()}: expected at least one time step. Received: shape={x.shape}"
+            )
+        mask = mask_array(self, mask, x)
+        states = self._initial_states(initial_state, x)
+        if training and self.dropout:
+            # Keras: one dropout mask per sequence, the same at every step
+            keep = 1.0 - self.dropout
+            u = self._rng.random((x.shape[0], 1, x.shape[2]))
+            drop = ((u < keep) / keep).astype(x.dtype)
+            x = x * Tensor(get_xp(x.data).asarray(drop))
+        return self._run(x, states, mask)
+
+    def _options(self, mask):
+        return {
+            "activation": self.activation,
+            "go_backwards": self.go_backwards,
+            "return_sequences": self.return_sequences,
+            "return_state": self.return_state,
+            "zero_output_for_mask": self.zero_output_for_mask,
+            "mask": mask,
+        }
+
+    def _initial_states(self, initial_state, x):
+        if initial_state is None:
+            return None
+        if isinstance(initial_state, (Tensor, np.ndarray)) or not hasattr(initial_state, "__len__"):
+            initial_state = [initial_state]
+        states = list(initial_state)
+        if len(states) != self.n_states:
+            raise ValueError(
+                f"{self._where()}: initial_state must be a list of {self.n_states} state(s) "
+                f"of shape (batch, units). Received: {len(states)} state(s)"
+            )
+        expected = (x.shape[0], self.units)
+        out = []
+        for i, s in enumerate(states):
+            t = s if isinstance(s, Tensor) else Tensor(_as_array(s, self.dtype))
+            if tuple(t.shape) != expected:
+                raise ValueError(
+                    f"{self._where()}: initial_state[{i}] must have shape (batch, units) = "
+                    f"{expected}. Received: shape={tuple(t.shape)}"
+                )
+            out.append(t)
+        return out
+
+    def compute_output_shape(self, input_shape):
+        n, t = input_shape[0], input_shape[1]
+        out = (n, t, self.units) if self.return_sequences else (n, self.units)
+        if self.return_state:
+            return [out] + [(n, self.units)] * self.n_states
+        return out
+
+    def compute_mask(self, inputs, mask=None):
+        out = mask if self.return_sequences else None
+        return [out] + [None] * self.n_states if self.return_state else out
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "activation": self.activation,
+            "use_bias": self.use_bias,
+            "kernel_initializer": self.kernel_initializer,
+            "recurrent_initializer": self.recurrent_initializer,
+            "bias_initializer": self.bias_initializer,
+            "kernel_regularizer": self.kernel_regularizer,
+            "recurrent_regularizer": self.recurrent_regularizer,
+            "bias_regularizer": self.bias_regularizer,
+            "dropout": self.dropout,
+            "seed": self.seed if isinstance(self.seed, int) else None,
+            "return_sequences": self.return_sequences,
+            "return_state": self.return_state,
+            "go_backwards": self.go_backwards,
+            "zero_output_for_mask": self.zero_output_for_mask,
+        }
+
+
+class SimpleRNN(_RNN):
+    """Fully connected RNN: ``h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias)``.
+
+    Args:
+        units: size of the state. Input ``(batch, timesteps, features)``; kernel
+            ``(features, units)``, recurrent_kernel ``(units, units)``, bias ``(units,)``.
+        return_sequences: output ``(batch, timesteps, units)`` instead of the last step.
+        return_state: also return the final state: ``[output, h]``.
+        go_backwards: process the sequence in reverse (outputs in processing order).
+
+    Call with ``mask=`` (bool ``(batch, timesteps)``) and ``initial_state=[h0]``.
+    """
+
+    def __init__(self, units, activation="tanh", use_bias=True, **kwargs):
+        super().__init__(units, activation=activation, use_bias=use_bias, **kwargs)
+
+    def _run(self, x, states, mask):
+        return simple_rnn(
+            x, self.kernel, self.recurrent_kernel, self.bias, states, **self._options(mask)
+        )
+
+
+class LSTM(_RNN):
+    """Long short-term memory (Hochreiter 1997), as Keras' ``LSTM``.
+
+    Args:
+        units: size of the states. Input ``(batch, timesteps, features)``; kernel
+            ``(features, 4*units)``, recurrent_kernel ``(units, 4*units)``, bias
+            ``(4*units,)``, gates in the order i, f, c, o.
+        unit_forget_bias: start the forget-gate bias at 1 (Jozefowicz et al. 2015).
+        return_sequences, return_state, go_backwards: as in Keras; with
+            ``return_state`` the result is ``[output, h, c]``.
+
+    Call with ``mask=`` (bool ``(batch, timesteps)``) and ``initial_state=[h0, c0]``.
+
+    >>> lstm = LSTM(8, return_sequences=True)
+    >>> lstm(np.zeros((2, 5, 3), np.float32)).shape
+    (2, 5, 8)
+    """
+
+    gates = 4
+    n_states = 2
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias=True,
+        **kwargs,
+    ):
+        super().__init__(
+            units,
+            activation=activation,
+            recurrent_activation=recurrent_activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            **kwargs,
+        )
+        self.unit_forget_bias = unit_forget_bias
+
+    def _bias_init(self):
+        if not self.unit_forget_bias:
+            return self.bias_initializer
+        init, units = initializers.get(self.bias_initializer), self.units
+
+        def forget_ones(shape, dtype=None):
+            return np.concatenate(
+                [init((units,), dtype), np.ones(units, dtype), init((2 * units,), dtype)]
+            )
+
+        return forget_ones
+
+    def _run(self, x, states, mask):
+        return lstm(
+            x,
+            self.kernel,
+            self.recurrent_kernel,
+            self.bias,
+            states,
+            recurrent_activation=self.recurrent_activation,
+            **self._options(mask),
+        )
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "recurrent_activation": self.recurrent_activation,
+            "unit_forget_bias": self.unit_forget_bias,
+        }
+
+
+class GRU(_RNN):
+    """Gated recurrent unit (Cho et al. 2014), as Keras' ``GRU``.
+
+    Args:
+        units: size of the state. Input ``(batch, timesteps, features)``; kernel
+            ``(features, 3*units)``, recurrent_kernel ``(units, 3*units)``, gates in the
+            order z, r, h.
+        reset_after: apply the reset gate after the recurrent matmul (Keras' default,
+            cuDNN-compatible); bias ``(2, 3*units)`` (input, recurrent). False: bias
+            ``(3*units,)``.
+        return_sequences, return_state, go_backwards: as in Keras.
+
+    Call with ``mask=`` (bool ``(batch, timesteps)``) and ``initial_state=[h0]``.
+    """
+
+    gates = 3
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        reset_after=True,
+        **kwargs,
+    ):
+        super().__init__(
+            units,
+            activation=activation,
+            recurrent_activation=recurrent_activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            **kwargs,
+        )
+        self.reset_after = reset_after
+
+    def _bias_shape(self):
+        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
+
+    def _run(self, x, states, mask):
+        return gru(
+            x,
+            self.kernel,
+            self.recurrent_kernel,
+            self.bias,
+            states,
+            recurrent_activation=self.recurrent_activation,
+            reset_after=self.reset_after,
+            **self._options(mask),
+        )
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "recurrent_activation": self.recurrent_activation,
+            "reset_after": self.reset_after,
+        }
