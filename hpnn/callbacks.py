@@ -8,12 +8,15 @@ from hpnn.training.callbacks import (
     LambdaCallback,
     ProgbarLogger,
 )
+from hpnn.training.checkpoint import BackupAndRestore, ModelCheckpoint
 
 __all__ = [
+    "BackupAndRestore",
     "Callback",
     "CallbackList",
     "EarlyStopping",
     "History",
     "LambdaCallback",
+    "ModelCheckpoint",
     "ProgbarLogger",
 ]

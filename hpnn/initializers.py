@@ -125,27 +125,32 @@ class VarianceScaling(_Random):
         }
 
 
-class GlorotUniform(VarianceScaling):
+class _FixedVarianceScaling(VarianceScaling):
+    def get_config(self):
+        return {"seed": self.seed if isinstance(self.seed, int) else None}
+
+
+class GlorotUniform(_FixedVarianceScaling):
     def __init__(self, seed=None):
         super().__init__(1.0, "fan_avg", "uniform", seed)
 
 
-class GlorotNormal(VarianceScaling):
+class GlorotNormal(_FixedVarianceScaling):
     def __init__(self, seed=None):
         super().__init__(1.0, "fan_avg", "truncated_normal", seed)
 
 
-class HeUniform(VarianceScaling):
+class HeUniform(_FixedVarianceScaling):
     def __init__(self, seed=None):
         super().__init__(2.0, "fan_in", "uniform", seed)
 
 
-class HeNormal(VarianceScaling):
+class HeNormal(_FixedVarianceScaling):
     def __init__(self, seed=None):
         super().__init__(2.0, "fan_in", "truncated_normal", seed)
 
 
-class LecunNormal(VarianceScaling):
+class LecunNormal(_FixedVarianceScaling):
     def __init__(self, seed=None):
         super().__init__(1.0, "fan_in", "truncated_normal", seed)
 
@@ -182,6 +187,15 @@ _ALIASES = {
 }
 
 
+def serialize(initializer):
+    """A JSON-able form that ``get`` turns back into the initializer."""
+    if isinstance(initializer, str) or initializer is None:
+        return initializer
+    if isinstance(initializer, Initializer):
+        return {"class_name": type(initializer).__name__, "config": initializer.get_config()}
+    raise ValueError(f"Cannot serialize initializer {initializer!r}: use a built-in one.")
+
+
 def get(identifier) -> Initializer:
     """Return an initializer from a name, an instance, or a callable."""
     if isinstance(identifier, Initializer) or (
@@ -192,6 +206,10 @@ def get(identifier) -> Initializer:
         return identifier
     if isinstance(identifier, type) and issubclass(identifier, Initializer):
         return identifier()
+    if isinstance(identifier, dict) and "class_name" in identifier:
+        cls = globals().get(identifier["class_name"])
+        if isinstance(cls, type) and issubclass(cls, Initializer):
+            return cls(**identifier.get("config", {}))
     if isinstance(identifier, str):
         key = identifier.lower()
         cls = _ALIASES.get(key) or next(

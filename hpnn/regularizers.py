@@ -60,10 +60,21 @@ l1, l2, l1_l2 = L1, L2, L1L2
 _BY_NAME = {"l1": L1, "l2": L2, "l1_l2": L1L2, "l1l2": L1L2}
 
 
+def serialize(regularizer):
+    """A JSON-able form that ``get`` turns back into the regularizer."""
+    if regularizer is None or isinstance(regularizer, str):
+        return regularizer
+    if isinstance(regularizer, Regularizer):
+        return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}
+    raise ValueError(f"Cannot serialize regularizer {regularizer!r}: use a built-in one.")
+
+
 def get(identifier):
-    """Return a regularizer from None, a name, an instance or a callable."""
+    """Return a regularizer from None, a name, an instance, a config or a callable."""
     if identifier is None or isinstance(identifier, Regularizer):
         return identifier
+    if isinstance(identifier, dict) and identifier.get("class_name") in ("L1", "L2", "L1L2"):
+        return globals()[identifier["class_name"]](**identifier.get("config", {}))
     if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
         return _BY_NAME[identifier.lower()]()
     if callable(identifier) and not isinstance(identifier, str):

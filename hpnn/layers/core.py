@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from hpnn import activations
+from hpnn import activations, regularizers
 from hpnn.engine import ops
-from hpnn.layers.base import Layer
+from hpnn.layers.base import Layer, weight_config
 from hpnn.random import make_rng
 
 
@@ -97,8 +97,8 @@ class Dense(Layer):
         self.use_bias = use_bias
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
-        self.kernel_regularizer = kernel_regularizer
-        self.bias_regularizer = bias_regularizer
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
         self.activity_regularizer = activity_regularizer
 
     def build(self, input_shape):
@@ -136,6 +136,7 @@ class Dense(Layer):
             "units": self.units,
             "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
+            **weight_config(self),
         }
 
 

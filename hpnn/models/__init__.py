@@ -1,6 +1,7 @@
 """Models: ``Sequential`` and the ``Model`` base class."""
 
 from hpnn.models.model import Model
+from hpnn.models.saving import load_model, model_from_json
 from hpnn.models.sequential import Sequential
 
-__all__ = ["Model", "Sequential"]
+__all__ = ["Model", "Sequential", "load_model", "model_from_json"]

@@ -88,6 +88,31 @@ class Model(Layer):
     def count_params(self) -> int:
         return sum(layer.count_params() for layer in self.layers)
 
+    # -- saving ---------------------------------------------------------------------
+    def save(self, filepath) -> None:
+        """Save architecture, weights, compile config and optimizer state to one file."""
+        from hpnn.models import saving  # saving imports Sequential: import late
+
+        saving.save_model(self, filepath)
+
+    def save_weights(self, filepath) -> None:
+        """Save the weights alone (atomically)."""
+        from hpnn.models import saving
+
+        saving.save_weights(self, filepath)
+
+    def load_weights(self, filepath) -> None:
+        """Load weights from ``save_weights`` or ``save``; nothing is set unless all fit."""
+        from hpnn.models import saving
+
+        saving.load_weights(self, filepath)
+
+    def to_json(self, **kwargs) -> str:
+        """The architecture as JSON (no weights); ``hpnn.models.model_from_json`` reads it."""
+        from hpnn.models import saving
+
+        return saving.to_json(self, **kwargs)
+
     @property
     def losses(self) -> list[Tensor]:
         """Regularization penalties of all weights, as scalar tensors."""
@@ -276,8 +301,11 @@ class Model(Layer):
             data_parallel.broadcast_state(self, comm)
         self.stop_training = False
         logs = {}
+        self._resume_epoch = None
         with _abort_on_error(comm):
             cb.on_train_begin()
+            if self._resume_epoch is not None:  # set by BackupAndRestore
+                initial_epoch = max(initial_epoch, self._resume_epoch)
             for epoch in range(initial_epoch, epochs):
                 logs = self._train_epoch(x, y, batch_size, epoch, shuffle, cb, comm)
                 if validation_data is not None and (epoch + 1) % validation_freq == 0:

@@ -1,0 +1,150 @@
+"""Save and load whole models, weights, and architectures (JSON).
+
+``model.save(path)`` writes one archive (see :mod:`hpnn.io.archive`): the
+architecture, the weights, the compile configuration and the optimizer state
+(slots and iteration count), atomically. ``load_model`` checks the whole file
+before building anything, so a bad file raises instead of giving half a model.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from hpnn import layers as layers_mod
+from hpnn import losses as losses_mod
+from hpnn import optimizers as optimizers_mod
+from hpnn.io.archive import ArchiveError, read_archive, write_archive
+from hpnn.layers.core import InputLayer
+from hpnn.models.sequential import Sequential
+
+KIND_MODEL, KIND_WEIGHTS = "model", "weights"
+
+
+def _layer_class(name: str, custom_objects):
+    cls = (custom_objects or {}).get(name) or getattr(layers_mod, name, None)
+    if cls is None or not isinstance(cls, type):
+        raise ValueError(
+            f"Unknown layer class {name!r} in the saved model: pass it in custom_objects="
+            f"{{{name!r}: {name}}}."
+        )
+    return cls
+
+
+def model_config(model) -> dict:
+    """``{"class_name": ..., "config": ...}`` of a model (Sequential only, for now)."""
+    return {"class_name": type(model).__name__, "config": model.get_config()}
+
+
+def model_from_config(config: dict, custom_objects=None):
+    """Build an (uncompiled) model from :func:`model_config`'s output."""
+    if config.get("class_name") != "Sequential":
+        raise ValueError(
+            "Only Sequential models can be rebuilt from a config. "
+            f"Received: class_name={config.get('class_name')!r}"
+        )
+    cfg = config["config"]
+    model = Sequential(name=cfg.get("name"))
+    if cfg.get("input"):
+        model.add(InputLayer(**cfg["input"]))
+    for entry in cfg["layers"]:
+        cls = _layer_class(entry["class_name"], custom_objects)
+        model.add(cls.from_config(dict(entry["config"])))
+    if not model.built and cfg.get("build_input_shape"):
+        model.build_for(tuple(cfg["build_input_shape"]))
+    return model
+
+
+def to_json(model, **kwargs) -> str:
+    return json.dumps(model_config(model), **kwargs)
+
+
+def model_from_json(json_string: str, custom_objects=None):
+    """Rebuild a model's architecture (fresh weights) from ``model.to_json()``."""
+    try:
+        config = json.loads(json_string)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"model_from_json: not valid JSON ({e}).") from None
+    return model_from_config(config, custom_objects)
+
+
+def _compile_config(model) -> dict | None:
+    if not model.compiled:
+        return None
+    opt = model.optimizer
+    return {
+        "optimizer": {"class_name": type(opt).__name__, "config": opt.get_config()},
+        "loss": {"class_name": type(model.loss).__name__, "config": model.loss.get_config()},
+        "metrics": [m for m in model._metric_specs if isinstance(m, str)],
+    }
+
+
+def save_model(model, path) -> None:
+    """Write architecture, weights, compile config and optimizer state to ``path``."""
+    if not model.built:
+        raise ValueError(f"Model '{model.name}' is not built yet: nothing to save. Call it on "
+                         "data (fit, predict) or start it with hpnn.Input(...) first.")
+    arrays = {f"weight_{i}": w for i, w in enumerate(model.get_weights())}
+    document = {"kind": KIND_MODEL, "model": model_config(model),
+                "compile": _compile_config(model), "optimizer_iterations": 0}
+    if model.compiled and model.optimizer._slots:
+        state = model.optimizer.variables()
+        arrays.update({f"optimizer_{i}": np.asarray(s) for i, s in enumerate(state)})
+        document["optimizer_iterations"] = int(model.optimizer.iterations)
+        document["optimizer_slots"] = len(state)
+    document["model"]["config"]["build_input_shape"] = list(model.input_shape or [])
+    write_archive(path, document, arrays)
+
+
+def _weights_from(arrays, prefix, count=None):
+    n = count if count is not None else sum(1 for k in arrays if k.startswith(prefix))
+    try:
+        return [arrays[f"{prefix}{i}"] for i in range(n)]
+    except KeyError as e:
+        raise ArchiveError(f"the file lacks array {e}: it is incomplete.") from None
+
+
+def load_model(path, custom_objects=None, compile=True):  # noqa: A002 - Keras' name
+    """Load a model written by ``model.save``; compiled with its optimizer state if it was."""
+    document, arrays = read_archive(path)
+    if document.get("kind") != KIND_MODEL:
+        raise ValueError(f"{str(path)!r} holds {document.get('kind')!r}, not a model: use "
+                         "model.load_weights() for a weights file.")
+    model = model_from_config(document["model"], custom_objects)
+    model.set_weights(_weights_from(arrays, "weight_"))
+    cc = document.get("compile")
+    if compile and cc:
+        opt_cfg = dict(cc["optimizer"]["config"])
+        opt_cfg = {k: v for k, v in opt_cfg.items() if v is not None}
+        opt_cls = getattr(optimizers_mod, cc["optimizer"]["class_name"])
+        loss_cls = getattr(losses_mod, cc["loss"]["class_name"], None)
+        loss_cfg = dict(cc["loss"]["config"])
+        name = loss_cfg.pop("name", None)
+        loss_cfg.pop("reduction", None)
+        loss = loss_cls(**loss_cfg) if loss_cls is not None else name
+        if name and not isinstance(loss, str):
+            loss.name = name
+        model.compile(optimizer=opt_cls(**opt_cfg), loss=loss, metrics=cc["metrics"])
+        n_slots = document.get("optimizer_slots")
+        if n_slots:
+            model.optimizer.build(model.trainable_weights)
+            model.optimizer.set_state(document["optimizer_iterations"],
+                                      _weights_from(arrays, "optimizer_", n_slots))
+    return model
+
+
+def save_weights(model, path) -> None:
+    """Write only the weights (in ``get_weights`` order) to ``path``, atomically."""
+    weights = model.get_weights()
+    shapes = [list(w.shape) for w in weights]
+    write_archive(path, {"kind": KIND_WEIGHTS, "shapes": shapes},
+                  {f"weight_{i}": w for i, w in enumerate(weights)})
+
+
+def load_weights(model, path) -> None:
+    """Load weights saved by ``save_weights`` or ``save``; all checked before any is set."""
+    document, arrays = read_archive(path)
+    if document.get("kind") not in (KIND_WEIGHTS, KIND_MODEL):
+        raise ValueError(f"{str(path)!r} holds no weights.")
+    model.set_weights(_weights_from(arrays, "weight_"))

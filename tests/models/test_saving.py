@@ -1,0 +1,104 @@
+"""model.save / load_model, save_weights / load_weights, to_json / model_from_json."""
+
+import json
+
+import numpy as np
+import pytest
+
+import hpnn
+from hpnn import layers
+from hpnn.io import ArchiveError
+
+
+def trained_cnn():
+    hpnn.utils.set_random_seed(0)
+    model = hpnn.Sequential([
+        hpnn.Input(shape=(8, 8, 1)),
+        layers.Conv2D(4, 3, padding="same", activation="relu",
+                      kernel_regularizer=hpnn.regularizers.L2(1e-3)),
+        layers.MaxPooling2D(2),
+        layers.Dropout(0.25, seed=3),
+        layers.Flatten(),
+        layers.Dense(5, activation="softmax", kernel_initializer="he_normal",
+                     bias_regularizer="l1"),
+    ])
+    model.compile(optimizer=hpnn.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 8, 8, 1), dtype=np.float32)
+    y = rng.integers(0, 5, 64)
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    return model, x, y
+
+
+def test_save_load_round_trip_continues_training_identically(tmp_path):
+    model, x, y = trained_cnn()
+    model.save(tmp_path / "m.hpnn")
+    loaded = hpnn.models.load_model(tmp_path / "m.hpnn")
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    assert loaded.optimizer.iterations == model.optimizer.iterations == 8
+    assert loaded.optimizer.learning_rate == pytest.approx(0.01)
+    assert loaded.evaluate(x, y, verbose=0) == pytest.approx(model.evaluate(x, y, verbose=0))
+    # same optimizer state: one more step gives the same weights (dropout off for this)
+    model.layers[2].rate = loaded.layers[2].rate = 0.0
+    model.train_on_batch(x[:16], y[:16])
+    loaded.train_on_batch(x[:16], y[:16])
+    for a, b in zip(model.get_weights(), loaded.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_regularizers_and_initializers_survive_json(tmp_path):
+    model, _, _ = trained_cnn()
+    clone = hpnn.models.model_from_json(model.to_json())
+    conv, dense = clone.layers[0], clone.layers[-1]
+    assert isinstance(conv.kernel_regularizer, hpnn.regularizers.L2)
+    assert conv.kernel_regularizer.l2 == pytest.approx(1e-3)
+    assert isinstance(dense.bias_regularizer, hpnn.regularizers.L1)
+    assert len(clone.losses) == len(model.losses) == 2
+    assert json.loads(clone.to_json()) == json.loads(model.to_json())
+
+
+def test_weights_only_round_trip_and_mismatch(tmp_path):
+    model, x, _ = trained_cnn()
+    model.save_weights(tmp_path / "w.hpnn")
+    other = hpnn.models.model_from_json(model.to_json())
+    other.load_weights(tmp_path / "w.hpnn")
+    np.testing.assert_array_equal(other.predict(x), model.predict(x))
+    small = hpnn.Sequential([hpnn.Input(shape=(8, 8, 1)), layers.Flatten(), layers.Dense(2)])
+    before = small.get_weights()
+    with pytest.raises(ValueError, match="weight arrays"):
+        small.load_weights(tmp_path / "w.hpnn")
+    for a, b in zip(small.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage"])
+def test_damaged_file_raises_and_loads_nothing(tmp_path, damage):
+    model, _, _ = trained_cnn()
+    path = tmp_path / "m.hpnn"
+    model.save(path)
+    data = bytearray(path.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) * 2 // 3]
+    elif damage == "flip":
+        data[len(data) // 2] ^= 0xFF
+    else:
+        data = bytearray(b"not a model at all")
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArchiveError, match=r"m\.hpnn"):
+        hpnn.models.load_model(path)
+
+
+def test_load_weights_file_as_model_is_refused(tmp_path):
+    model, _, _ = trained_cnn()
+    model.save_weights(tmp_path / "w.hpnn")
+    with pytest.raises(ValueError, match="not a model"):
+        hpnn.models.load_model(tmp_path / "w.hpnn")
+    with pytest.raises(FileNotFoundError):
+        hpnn.models.load_model(tmp_path / "missing.hpnn")
+
+
+def test_unbuilt_model_cannot_be_saved(tmp_path):
+    with pytest.raises(ValueError, match="not built"):
+        hpnn.Sequential([layers.Dense(2)]).save(tmp_path / "x.hpnn")
