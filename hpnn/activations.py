@@ -55,21 +55,27 @@ _BY_NAME = {
 }
 
 
-def get(identifier):
-    """Return the activation function for a name, a callable, or None (linear)."""
+def get(identifier, owner: str | None = None):
+    """Return the activation function for a name, a callable, or None (linear).
+
+    ``owner`` (e.g. ``"Dense 'dense_1'"``) starts the error message, naming the layer.
+    """
+    where = f"{owner}: " if owner else ""
     if identifier is None:
         return linear
     if isinstance(identifier, str):
         fn = _BY_NAME.get(identifier)
         if fn is None:
             raise ValueError(
-                f"Unknown activation: expected one of {sorted(_BY_NAME)} or a callable. "
+                f"{where}unknown activation: expected one of {sorted(_BY_NAME)} or a callable. "
                 f"Received: activation={identifier!r}"
             )
         return fn
     if callable(identifier):
         return identifier
-    raise ValueError(f"activation must be a string or a callable. Received: {identifier!r}")
+    raise ValueError(
+        f"{where}activation must be a string or a callable. Received: activation={identifier!r}"
+    )
 
 
 def serialize(fn) -> str:

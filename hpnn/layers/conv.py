@@ -68,7 +68,7 @@ class Conv2D(Layer):
         _data_format(data_format, owner)
         if normalize_tuple(dilation_rate, 2, "dilation_rate", owner) != (1, 1):
             raise NotImplementedError(f"{owner}: dilation_rate other than 1 is not supported yet.")
-        self.activation = activations.get(activation)
+        self.activation = activations.get(activation, self._where())
         self.use_bias = use_bias
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
@@ -244,7 +244,7 @@ class Conv1D(Layer):
             )
         if normalize_tuple(dilation_rate, 1, "dilation_rate", owner) != (1,) or groups != 1:
             raise NotImplementedError(f"{owner}: dilation_rate and groups other than 1.")
-        self.activation = activations.get(activation)
+        self.activation = activations.get(activation, self._where())
         self.use_bias = use_bias
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer

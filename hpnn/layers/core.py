@@ -91,9 +91,11 @@ class Dense(Layer):
     ):
         super().__init__(**kwargs)
         if not isinstance(units, int) or isinstance(units, bool) or units <= 0:
-            raise ValueError(f"Dense: units must be a positive int. Received: units={units!r}")
+            raise ValueError(
+                f"{self._where()}: units must be a positive int. Received: units={units!r}"
+            )
         self.units = units
-        self.activation = activations.get(activation)
+        self.activation = activations.get(activation, self._where())
         self.use_bias = use_bias
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
@@ -163,7 +165,9 @@ class Dropout(Layer):
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(rate, (int, float)) or not 0 <= rate < 1:
-            raise ValueError(f"Dropout: rate must be a float in [0, 1). Received: rate={rate!r}")
+            raise ValueError(
+                f"{self._where()}: rate must be a float in [0, 1). Received: rate={rate!r}"
+            )
         if noise_shape is not None:
             raise NotImplementedError("Dropout: noise_shape is not supported yet.")
         self.rate = float(rate)
@@ -184,7 +188,7 @@ class Activation(Layer):
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
-        self.activation = activations.get(activation)
+        self.activation = activations.get(activation, self._where())
 
     def call(self, x, training=False):
         return self.activation(x)

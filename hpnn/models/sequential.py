@@ -56,18 +56,22 @@ class Sequential(Model):
         self._layers.append(layer)
         if len(self._layers) == 1 and self._input_layer is None and layer._input_shape_arg:
             self._input_layer = InputLayer(shape=layer._input_shape_arg)
-        if self._input_layer is not None:
-            self.built = False
-            self.build_for(self._input_layer.batch_shape)
+        self._rebuild()
 
     def pop(self) -> Layer:
         if not self._layers:
             raise IndexError(f"Sequential '{self.name}': there is no layer to pop.")
         layer = self._layers.pop()
-        if self._input_layer is not None:
-            self.built = False
-            self.build_for(self._input_layer.batch_shape)
+        self._rebuild()
         return layer
+
+    def _rebuild(self) -> None:
+        """After add/pop: build again from the known input shape (Input, or the last call)."""
+        shape = self._input_layer.batch_shape if self._input_layer is not None else (
+            self.input_shape if self.built else None)
+        self.built = False
+        if shape is not None:
+            self.build_for(shape)
 
     def check_input_shape(self, shape):
         if self._layers:

@@ -287,11 +287,6 @@ def test_conv2d_bad_constructor_args_name_the_layer():
         layers.Conv2D(4, 3, padding="full", name="c9")
 
 
-@pytest.mark.xfail(
-    reason="hpnn bug: an unknown activation string in Conv2D raises an error that does not name "
-    "the layer (hpnn.activations.get knows nothing of the caller)",
-    strict=True,
-)
 def test_conv2d_unknown_activation_names_the_layer():
     with pytest.raises(ValueError, match="c9"):
         layers.Conv2D(4, 3, activation="relux", name="c9")

@@ -284,11 +284,6 @@ def test_dropout_bad_rate(rate):
         layers.Dropout(rate)
 
 
-@pytest.mark.xfail(
-    reason="hpnn bug: Dense/Dropout/Activation constructor errors name the class but not the "
-    "layer instance (GUIDE: an error names the layer), unlike Conv2D's \"Conv2D 'name': ...\"",
-    strict=True,
-)
 @pytest.mark.parametrize(
     "make",
     [

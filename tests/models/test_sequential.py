@@ -612,12 +612,6 @@ def test_evaluate_and_training_loss_agree_for_saturated_softmax():
     assert model.evaluate(x, y, verbose=0) == pytest.approx(train_loss, rel=1e-5)
 
 
-@pytest.mark.xfail(
-    reason="hpnn bug: Sequential.pop()/add() only rebuild when the model has an Input; a model "
-    "built lazily by fit/predict keeps built=True, the old output_shape and the old call plan "
-    "(_steps), so after pop() predict still runs the popped layer: (8, 2) instead of (8, 5)",
-    strict=True,
-)
 def test_pop_and_add_on_a_model_built_by_predict(rng):
     x = rng.standard_normal((8, 4))
     model = Sequential([layers.Dense(5), layers.Dense(2)])
