@@ -67,7 +67,7 @@ def get(identifier, owner: str | None = None):
         fn = _BY_NAME.get(identifier)
         if fn is None:
             raise ValueError(
-                f"{where}unknown activation: expected one of {sorted(_BY_NAME)} or a callable. "
+                f"{where}Unknown activation: expected one of {sorted(_BY_NAME)} or a callable. "
                 f"Received: activation={identifier!r}"
             )
         return fn
