@@ -14,8 +14,11 @@ from hpnn import (
     metrics,
     models,
     optimizers,
+    plot,
     regularizers,
+    tune,
     utils,
+    wrappers,
 )
 from hpnn.engine import Tensor, no_grad
 from hpnn.layers.core import Input
@@ -40,6 +43,9 @@ __all__ = [
     "models",
     "no_grad",
     "optimizers",
+    "plot",
     "regularizers",
+    "tune",
     "utils",
+    "wrappers",
 ]

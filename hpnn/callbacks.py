@@ -8,15 +8,25 @@ from hpnn.training.callbacks import (
     LambdaCallback,
     ProgbarLogger,
 )
+from hpnn.training.callbacks_extra import (
+    CSVLogger,
+    LearningRateScheduler,
+    ReduceLROnPlateau,
+    TerminateOnNaN,
+)
 from hpnn.training.checkpoint import BackupAndRestore, ModelCheckpoint
 
 __all__ = [
     "BackupAndRestore",
+    "CSVLogger",
     "Callback",
     "CallbackList",
     "EarlyStopping",
     "History",
     "LambdaCallback",
+    "LearningRateScheduler",
     "ModelCheckpoint",
     "ProgbarLogger",
+    "ReduceLROnPlateau",
+    "TerminateOnNaN",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from hpnn import schedules  # noqa: F401  (keras.optimizers.schedules)
 from hpnn.backend import get_xp
 from hpnn.engine.tensor import Tensor
 

@@ -68,3 +68,21 @@ __all__ = [
     "SimpleRNN",
     "TimeDistributed",
 ]
+
+from hpnn.layers.augmentation import (
+    GaussianNoise,
+    RandomContrast,
+    RandomFlip,
+    RandomRotation,
+    RandomTranslation,
+    RandomZoom,
+)
+
+__all__ += [
+    "GaussianNoise",
+    "RandomContrast",
+    "RandomFlip",
+    "RandomRotation",
+    "RandomTranslation",
+    "RandomZoom",
+]

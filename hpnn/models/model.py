@@ -280,12 +280,14 @@ class Model(Layer):
             verbose = 0  # one progress bar per job, not one per rank
         self._make_metrics(y.shape)
         history = History()
-        cbs = list(callbacks or [])
+        # Keras' order: the user's callbacks first (a learning-rate callback's additions to
+        # the logs then reach History), then History, then the progress bar.
+        cbs = [*(callbacks or []), history]
         if verbose:
             cbs.append(ProgbarLogger(verbose))
         ranks = comm.size if comm is not None else 1
         cb = CallbackList(
-            [history, *cbs],
+            cbs,
             model=self,
             epochs=epochs,
             verbose=verbose,

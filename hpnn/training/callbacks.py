@@ -103,6 +103,12 @@ class History(Callback):
         self.epoch = []
         self.history = {}
 
+    def diagnose(self):
+        """A verdict on the learning curves (over-/under-fitting), with the numbers."""
+        from hpnn.training.diagnose import diagnose
+
+        return diagnose(self)
+
     def on_epoch_end(self, epoch, logs=None):
         self.epoch.append(epoch)
         for k, v in (logs or {}).items():
