@@ -340,7 +340,8 @@ def run_backward(root: Tensor, grad, retain_graph: bool = False) -> None:
                     x.grad = x.grad + gx
                 else:
                     # A leaf's .grad is its own writable array, never a broadcast view.
-                    x.grad = gx if gx.flags.writeable and gx.flags.owndata else gx.copy()
+                    owned = gx.flags.owndata and getattr(gx.flags, "writeable", True)
+                    x.grad = gx if owned else gx.copy()
             else:
                 prev = pending.get(id(x))
                 pending[id(x)] = gx if prev is None else prev + gx

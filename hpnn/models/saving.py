@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
-
 from hpnn import layers as layers_mod
 from hpnn import losses as losses_mod
 from hpnn import optimizers as optimizers_mod
+from hpnn.backend import to_numpy
 from hpnn.io.archive import ArchiveError, read_archive, write_archive
 from hpnn.layers.core import InputLayer
 from hpnn.models.sequential import Sequential
@@ -90,7 +89,7 @@ def save_model(model, path) -> None:
                 "compile": _compile_config(model), "optimizer_iterations": 0}
     if model.compiled and model.optimizer._slots:
         state = model.optimizer.variables()
-        arrays.update({f"optimizer_{i}": np.asarray(s) for i, s in enumerate(state)})
+        arrays.update({f"optimizer_{i}": to_numpy(s) for i, s in enumerate(state)})
         document["optimizer_iterations"] = int(model.optimizer.iterations)
         document["optimizer_slots"] = len(state)
     document["model"]["config"]["build_input_shape"] = list(model.input_shape or [])

@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 
+from hpnn.backend import to_numpy
 from hpnn.io.archive import read_archive, write_archive
 from hpnn.training.callbacks import Callback
 
@@ -124,7 +125,7 @@ class BackupAndRestore(Callback):
             return
         model = self.model
         weights = model.get_weights()
-        slots = [np.asarray(s) for s in model.optimizer.variables()] if model.optimizer else []
+        slots = [to_numpy(s) for s in model.optimizer.variables()] if model.optimizer else []
         arrays = {f"w{i}": w for i, w in enumerate(weights)}
         arrays.update({f"s{i}": s for i, s in enumerate(slots)})
         document = {"epoch": epoch, "n_weights": len(weights), "n_slots": len(slots),
