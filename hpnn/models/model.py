@@ -12,7 +12,7 @@ import numpy as np
 from hpnn import losses as losses_mod
 from hpnn import metrics as metrics_mod
 from hpnn import optimizers as optimizers_mod
-from hpnn.backend import floatx, to_numpy, xp_default
+from hpnn.backend import floatx, get_xp, to_numpy, xp_default
 from hpnn.data import adapter
 from hpnn.distributed import data_parallel, get_comm
 from hpnn.engine.tensor import Tensor, no_grad
@@ -194,10 +194,12 @@ class Model(Layer):
             )
 
     def _to_input(self, xb):
-        """A batch of user data as a float tensor on the active backend."""
+        """A batch of user data as a tensor on the device that holds the model's weights."""
         if xb.dtype.kind in "biuf" and xb.dtype != np.dtype(floatx()) and self._float_input:
             xb = xb.astype(floatx())
-        return Tensor(xp_default().asarray(xb))
+        weights = self.weights
+        xp = get_xp(weights[0].data) if weights else xp_default()
+        return Tensor(xp.asarray(xb))
 
     _float_input = True
 

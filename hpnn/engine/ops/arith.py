@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from hpnn.backend import get_xp
-from hpnn.engine.tensor import Function, Tensor, _as_array
+import numpy as np
+
+from hpnn.backend import floatx, get_xp
+from hpnn.engine.tensor import Function, Tensor, as_tensor
 
 
 def unbroadcast(g, shape):
@@ -19,12 +21,24 @@ def unbroadcast(g, shape):
 
 
 def _pair(a, b):
-    """Make both operands tensors; a bare scalar takes the dtype of the tensor beside it."""
+    """Make both operands tensors: a bare value goes to the device of the tensor beside
+    it, and a bare scalar takes its dtype (no float64 from a Python float)."""
     if not isinstance(a, Tensor):
-        a = Tensor(_as_array(a, b.dtype if _is_scalar(a) and b.dtype.kind == "f" else None))
+        a = _like(a, b) if isinstance(b, Tensor) else as_tensor(a)
     if not isinstance(b, Tensor):
-        b = Tensor(_as_array(b, a.dtype if _is_scalar(b) and a.dtype.kind == "f" else None))
+        b = _like(b, a)
     return a, b
+
+
+def _like(value, other: Tensor) -> Tensor:
+    xp = get_xp(other.data)
+    dtype = other.dtype if _is_scalar(value) and other.dtype.kind == "f" else None
+    if isinstance(value, xp.ndarray):
+        return Tensor(value if dtype is None else value.astype(dtype))
+    arr = np.asarray(value)
+    if dtype is None and arr.dtype.kind == "f":
+        dtype = floatx()
+    return Tensor(xp.asarray(arr, dtype=dtype))
 
 
 def _is_scalar(v) -> bool:
