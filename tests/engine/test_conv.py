@@ -151,3 +151,25 @@ def test_conv2d_matches_torch(strides, bias):
     np.testing.assert_allclose(ts[1].grad, wt.grad.numpy().transpose(2, 3, 1, 0), rtol=1e-10)
     if bias:
         np.testing.assert_allclose(ts[2].grad, bt.grad.numpy(), rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "make_view",
+    [
+        lambda r: r.random((3, 9, 9), dtype=np.float32)[..., None],  # 0 stride on C
+        lambda r: r.random((3, 9, 18, 2), dtype=np.float32)[:, :, ::2],  # strided W
+        lambda r: r.random((2, 9, 9, 3), dtype=np.float32).transpose(0, 2, 1, 3),
+        lambda r: np.asfortranarray(r.random((3, 8, 9, 2), dtype=np.float32)),
+    ],
+    ids=["newaxis", "step2", "transposed", "fortran"],
+)
+def test_conv2d_on_any_strided_view_equals_on_a_copy(make_view):
+    """Regression: im2col once read a 0-stride channel axis (x[..., None]) as contiguous."""
+    r = np.random.default_rng(0)
+    x = make_view(r)
+    w = r.standard_normal((3, 2, x.shape[-1], 4)).astype(np.float32)
+    for strides, padding in (((1, 1), "valid"), ((2, 1), "same")):
+        got = ops.conv2d(Tensor(x), Tensor(w), strides=strides, padding=padding).data
+        want = ops.conv2d(Tensor(np.array(x, order="C")), Tensor(w), strides=strides,
+                      padding=padding).data
+        np.testing.assert_array_equal(got, want)

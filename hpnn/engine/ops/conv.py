@@ -94,10 +94,13 @@ def im2col(x, kh, kw, sh, sw, oh, ow):
     (about 5x faster than KH*KW separate slice copies for the reference CNN).
     """
     xp = get_xp(x)
-    n, _, _, c = x.shape
-    s_n, s_h, s_w, s_c = x.strides
+    n, h, w, c = x.shape
+    # Merge (W, C) into one axis first: its stride is then the element stride, whatever
+    # strides the input had (a view such as x[..., None] has a 0 stride on C).
+    rows = xp.ascontiguousarray(x).reshape(n, h, w * c)
+    s_n, s_h, s_e = rows.strides
     view = xp.lib.stride_tricks.as_strided(
-        x, shape=(n, oh, ow, kh, kw * c), strides=(s_n, sh * s_h, sw * s_w, s_h, s_c)
+        rows, shape=(n, oh, ow, kh, kw * c), strides=(s_n, sh * s_h, sw * c * s_e, s_h, s_e)
     )
     return xp.ascontiguousarray(view)
 
