@@ -71,7 +71,7 @@ def train(args) -> float:
         metrics=["accuracy"],
     )
     start = time.perf_counter()
-    model.fit(
+    history = model.fit(
         *train_set,
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -89,6 +89,12 @@ def train(args) -> float:
         print(f"Training time: {seconds:.1f} s ({samples / seconds:,.0f} samples/s){where}")
         print(f"Test loss: {loss:.4f}")
         print(f"Test accuracy: {acc:.4f}")
+        if args.save:
+            model.save(args.save)
+            print(f"Saved the model to {args.save}")
+        if args.plot:
+            hpnn.plot.plot_history(history, args.plot)
+            print(f"Wrote the learning curves to {args.plot}")
     return acc
 
 
@@ -110,10 +116,38 @@ def main(argv=None) -> int:
     t.add_argument("--limit", type=int, default=0, help="train on the first N images only")
     t.add_argument("--data", default=None, help="directory with the four Fashion-MNIST files")
     t.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+    t.add_argument(
+        "--save",
+        default=None,
+        metavar="PATH",
+        help="save the trained model (e.g. model.hpnn) for explain/robust/export",
+    )
+    t.add_argument(
+        "--plot",
+        default=None,
+        metavar="PNG",
+        help="write the learning curves to this PNG (needs matplotlib)",
+    )
+    from hpnn.explain import cli as explain_cli
+    from hpnn.export import cli as export_cli
+    from hpnn.robust import cli as robust_cli
+
+    tools = {
+        "explain": (
+            explain_cli,
+            "write PNG explanations (saliency, IG, Grad-CAM...) of a prediction",
+        ),
+        "export": (export_cli, "export a saved model to ONNX"),
+        "robust": (robust_cli, "accuracy under FGSM, PGD and noise on the Fashion-MNIST test set"),
+    }
+    for name, (module, text) in tools.items():
+        module.configure_parser(sub.add_parser(name, help=text))
     args = parser.parse_args(argv)
     try:
+        if args.command in tools:
+            return tools[args.command][0].run_cli(args)
         train(args)
-    except (ValueError, RuntimeError, FileNotFoundError) as e:
+    except (ValueError, RuntimeError, OSError, ImportError) as e:
         print(f"hpnn: error: {e}", file=sys.stderr)
         return 2
     return 0

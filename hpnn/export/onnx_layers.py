@@ -1,0 +1,281 @@
+"""ONNX converters of the non-recurrent layers, and the table of all converters.
+
+A converter ``convert(g, layer, x, shape)`` adds the nodes computing ``layer`` on
+the tensor named ``x`` (whose hpnn shape, batch included, is ``shape``) to the
+graph ``g`` and returns the output's name. Layers compute in inference mode.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hpnn import activations
+from hpnn import layers as hl
+from hpnn.backend import to_numpy
+from hpnn.engine.ops.conv import pad_amounts
+from hpnn.export import onnx_recurrent
+from hpnn.export.onnx import unsupported
+
+_ELEMENTWISE = {
+    "relu": ("Relu", {}),
+    "sigmoid": ("Sigmoid", {}),
+    "tanh": ("Tanh", {}),
+    "softplus": ("Softplus", {}),
+    "elu": ("Elu", {"alpha": 1.0}),
+    "leaky_relu": ("LeakyRelu", {"alpha": 0.2}),
+}
+
+
+def activation(g, layer, fn, x, rank):
+    """Apply an hpnn activation function (by identity) to ``x``."""
+    name = activations.serialize(fn)
+    if activations._BY_NAME.get(name) is not fn:
+        raise unsupported(layer, f"custom activation {fn!r}")
+    if name == "linear":
+        return x
+    if name in ("softmax", "log_softmax"):
+        x = g.channels_last(x, rank)  # over the last axis of hpnn's layout
+        return g.op("Softmax" if name == "softmax" else "LogSoftmax", [x], axis=-1)
+    op_type, attrs = _ELEMENTWISE[name]
+    return g.op(op_type, [x], like=x, **attrs)
+
+
+def _w(v):
+    return to_numpy(v.data)
+
+
+# -- core ------------------------------------------------------------------------------
+def dense(g, layer, x, shape):
+    x = g.channels_last(x, len(shape))
+    y = g.op("MatMul", [x, g.const(layer.kernel, "kernel")])
+    if layer.bias is not None:
+        y = g.op("Add", [y, g.const(layer.bias, "bias")])
+    return activation(g, layer, layer.activation, y, len(shape))
+
+
+def flatten(g, layer, x, shape):
+    return g.op("Flatten", [g.channels_last(x, len(shape))], axis=1)
+
+
+def identity(g, layer, x, shape):
+    return x
+
+
+def activation_layer(g, layer, x, shape):
+    return activation(g, layer, layer.activation, x, len(shape))
+
+
+# -- convolution and pooling (channels-first in ONNX) --------------------------------------
+def _pads(layer, shape, kernel, strides, padding):
+    """ONNX ``pads`` ``[begin..., end...]`` for Keras' 'valid'/'same' (odd padding at the end)."""
+    spatial = shape[1:-1]
+    if padding == "same" and any(n is None for n in spatial) and any(s > 1 for s in strides):
+        raise unsupported(layer, "padding='same' with strides > 1 needs known spatial sizes")
+    amounts = [
+        pad_amounts(n if n is not None else k, k, s, padding)
+        for n, k, s in zip(spatial, kernel, strides, strict=True)
+    ]
+    return [a for a, _ in amounts] + [b for _, b in amounts]
+
+
+def conv2d(g, layer, x, shape):
+    x = g.channels_first(x, 4)
+    w = g.const(_w(layer.kernel).transpose(3, 2, 0, 1), "kernel")  # (O, C, KH, KW)
+    inputs = [x, w] + ([g.const(layer.bias, "bias")] if layer.bias is not None else [])
+    pads = _pads(layer, shape, layer.kernel_size, layer.strides, layer.padding)
+    y = g.op(
+        "Conv",
+        inputs,
+        kernel_shape=list(layer.kernel_size),
+        strides=list(layer.strides),
+        pads=pads,
+        like=x,
+    )
+    return activation(g, layer, layer.activation, y, 4)
+
+
+def conv1d(g, layer, x, shape):
+    x = g.channels_first(x, 3)
+    w = g.const(_w(layer.kernel).transpose(2, 1, 0), "kernel")  # (O, C, K)
+    inputs = [x, w] + ([g.const(layer.bias, "bias")] if layer.bias is not None else [])
+    k, s = layer.kernel_size, layer.strides
+    if layer.padding == "causal":
+        pads = [k - 1, 0]
+    else:
+        pads = _pads(layer, shape, (k,), (s,), layer.padding)
+    y = g.op("Conv", inputs, kernel_shape=[k], strides=[s], pads=pads, like=x)
+    return activation(g, layer, layer.activation, y, 3)
+
+
+def _pool(op_type, size, strides):
+    def convert(g, layer, x, shape):
+        rank = len(shape)
+        x = g.channels_first(x, rank)
+        k, s = size(layer), strides(layer)
+        attrs = {"count_include_pad": 0} if op_type == "AveragePool" else {}
+        return g.op(
+            op_type,
+            [x],
+            kernel_shape=k,
+            strides=s,
+            pads=_pads(layer, shape, k, s, layer.padding),
+            like=x,
+            **attrs,
+        )
+
+    return convert
+
+
+def _global_pool(op_type):
+    def convert(g, layer, x, shape):
+        x = g.channels_first(x, len(shape))
+        y = g.op(op_type, [x], like=x)
+        return y if layer.keepdims else g.op("Flatten", [y], axis=1)
+
+    return convert
+
+
+# -- normalization -----------------------------------------------------------------------
+def batch_norm(g, layer, x, shape):
+    rank, c = len(shape), shape[layer.axis]
+    ones, zeros = np.ones(c, np.float32), np.zeros(c, np.float32)
+    gamma = _w(layer.gamma) if layer.gamma is not None else ones
+    beta = _w(layer.beta) if layer.beta is not None else zeros
+    mean, var = _w(layer.moving_mean), _w(layer.moving_variance)
+    if layer.axis % rank == rank - 1 and (rank == 2 or g.is_channels_first(x)):
+        inputs = [
+            x,
+            *(
+                g.const(a, n)
+                for a, n in ((gamma, "gamma"), (beta, "beta"), (mean, "mean"), (var, "var"))
+            ),
+        ]
+        return g.op("BatchNormalization", inputs, epsilon=layer.epsilon, like=x)
+    # Any other axis or layout: (x - mean) * (gamma / sqrt(var + eps)) + beta, channels-last
+    x = g.channels_last(x, rank)
+    bshape = [1] * rank
+    bshape[layer.axis % rank] = c
+    inv = (gamma / np.sqrt(var.astype(np.float64) + layer.epsilon)).astype(np.float32)
+    y = g.op("Sub", [x, g.const(mean.reshape(bshape), "mean")])
+    y = g.op("Mul", [y, g.const(inv.reshape(bshape), "scale")])
+    return g.op("Add", [y, g.const(beta.reshape(bshape), "beta")])
+
+
+def layer_norm(g, layer, x, shape):
+    rank, axes = len(shape), tuple(layer._axes)
+    x = g.channels_last(x, rank)
+    pshape = tuple(shape[a] for a in axes)
+    gamma = _w(layer.gamma) if layer.gamma is not None else np.ones(pshape, np.float32)
+    beta = _w(layer.beta) if layer.beta is not None else np.zeros(pshape, np.float32)
+    if axes == tuple(range(rank - len(axes), rank)):
+        return g.op(
+            "LayerNormalization",
+            [x, g.const(gamma, "gamma"), g.const(beta, "beta")],
+            axis=axes[0],
+            epsilon=layer.epsilon,
+        )
+    # Axes that are not the trailing ones: the formula, with parameters broadcast
+    bshape = [shape[a] if a in axes else 1 for a in range(rank)]
+    bshape[0] = 1
+    mean = _reduce_mean(g, x, axes)
+    d = g.op("Sub", [x, mean])
+    var = _reduce_mean(g, g.op("Mul", [d, d]), axes)
+    std = g.op("Sqrt", [g.op("Add", [var, g.const(np.float32(layer.epsilon), "eps")])])
+    y = g.op("Mul", [g.op("Div", [d, std]), g.const(gamma.reshape(bshape), "gamma")])
+    return g.op("Add", [y, g.const(beta.reshape(bshape), "beta")])
+
+
+def _reduce_mean(g, x, axes):
+    if g.opset >= 18:  # axes became an input in opset 18
+        return g.op("ReduceMean", [x, g.ints(list(axes), "axes")], keepdims=1)
+    return g.op("ReduceMean", [x], axes=list(axes), keepdims=1)
+
+
+# -- reshaping and embedding -------------------------------------------------------------
+def reshape(g, layer, x, shape):
+    x = g.channels_last(x, len(shape))
+    return g.op("Reshape", [x, g.ints([0, *layer._resolve(shape)])])
+
+
+def permute(g, layer, x, shape):
+    return g.op("Transpose", [g.channels_last(x, len(shape))], perm=[0, *layer.dims])
+
+
+def repeat_vector(g, layer, x, shape):
+    y = g.op("Unsqueeze", [x, g.ints([1], "axes")])
+    return g.op("Tile", [y, g.ints([1, layer.n, 1], "repeats")])
+
+
+def time_distributed(g, layer, x, shape):
+    inner_shape = (None, *shape[2:])
+    if any(d is None for d in shape[2:]):
+        raise unsupported(layer, "the per-step shape must be known")
+    x = g.channels_last(x, len(shape))
+    folded = g.op("Reshape", [x, g.ints([-1, *shape[2:]])])
+    y, out = convert_layer(g, layer.layer, folded, inner_shape)
+    y = g.channels_last(y, len(out))
+    if any(d is None for d in out[1:]):
+        raise unsupported(layer, "the wrapped layer's output shape must be known")
+    batch_time = g.op("Slice", [g.op("Shape", [x]), g.ints([0], "starts"), g.ints([2], "ends")])
+    target = g.op("Concat", [batch_time, g.ints(list(out[1:]))], axis=0)
+    return g.op("Reshape", [y, target])
+
+
+def embedding(g, layer, x, shape):
+    return g.op("Gather", [g.const(layer.embeddings, "embeddings"), g.as_int64(x)], axis=0)
+
+
+# -- the table ---------------------------------------------------------------------------
+CONVERTERS = {
+    hl.Dense: dense,
+    hl.Flatten: flatten,
+    hl.Dropout: identity,
+    # augmentation: the identity outside training
+    hl.RandomFlip: identity,
+    hl.RandomTranslation: identity,
+    hl.RandomRotation: identity,
+    hl.RandomZoom: identity,
+    hl.RandomContrast: identity,
+    hl.GaussianNoise: identity,
+    hl.Activation: activation_layer,
+    hl.Conv2D: conv2d,
+    hl.Conv1D: conv1d,
+    hl.MaxPooling2D: _pool(
+        "MaxPool", lambda lay: list(lay.pool_size), lambda lay: list(lay.strides)
+    ),
+    hl.AveragePooling2D: _pool(
+        "AveragePool", lambda lay: list(lay.pool_size), lambda lay: list(lay.strides)
+    ),
+    hl.MaxPooling1D: _pool("MaxPool", lambda lay: [lay.pool_size], lambda lay: [lay.strides]),
+    hl.AveragePooling1D: _pool(
+        "AveragePool", lambda lay: [lay.pool_size], lambda lay: [lay.strides]
+    ),
+    hl.GlobalAveragePooling2D: _global_pool("GlobalAveragePool"),
+    hl.GlobalMaxPooling2D: _global_pool("GlobalMaxPool"),
+    hl.GlobalAveragePooling1D: _global_pool("GlobalAveragePool"),
+    hl.GlobalMaxPooling1D: _global_pool("GlobalMaxPool"),
+    hl.BatchNormalization: batch_norm,
+    hl.LayerNormalization: layer_norm,
+    hl.Reshape: reshape,
+    hl.Permute: permute,
+    hl.RepeatVector: repeat_vector,
+    hl.TimeDistributed: time_distributed,
+    hl.Embedding: embedding,
+    hl.SimpleRNN: onnx_recurrent.simple_rnn,
+    hl.LSTM: onnx_recurrent.lstm,
+    hl.GRU: onnx_recurrent.gru,
+    hl.Bidirectional: onnx_recurrent.bidirectional,
+}
+
+
+def supported_layers() -> list[str]:
+    return sorted(cls.__name__ for cls in CONVERTERS)
+
+
+def convert_layer(g, layer, x, shape):
+    """Convert one layer (exact class match: a subclass may compute something else)."""
+    convert = CONVERTERS.get(type(layer))
+    if convert is None:
+        raise unsupported(layer, supported=supported_layers())
+    y = convert(g, layer, x, tuple(shape))
+    return y, tuple(layer.compute_output_shape(tuple(shape)))

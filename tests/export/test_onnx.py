@@ -1,0 +1,362 @@
+"""hpnn.export.to_onnx: every exportable layer passes the ONNX checker and matches onnxruntime."""
+
+import numpy as np
+import pytest
+
+from hpnn import Input, Sequential, layers
+from hpnn.cli import build_model
+from hpnn.export import supported_layers, to_onnx
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+RTOL = 1e-5
+
+
+def randomize(model, seed=0):
+    """Random weights everywhere (biases and BN statistics too), variances positive."""
+    rng = np.random.default_rng(seed)
+    for w in model.weights:
+        value = rng.normal(0, 0.5, w.shape).astype(np.float32)
+        if "variance" in w.name:
+            value = np.abs(value) + 0.5
+        w.assign(value)
+    return model
+
+
+def run_onnx(model, x, tmp_path, opset=17):
+    path = tmp_path / "model.onnx"
+    proto = to_onnx(model, path, opset=opset)
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    assert proto.opset_import[0].version == opset
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"input": x})[0]
+
+
+def assert_matches(model, x, tmp_path, opset=17):
+    got = run_onnx(model, x, tmp_path, opset)
+    want = model.predict(x, verbose=0)
+    assert got.shape == want.shape
+    # 1e-5 relative to the output's scale (elementwise relative error blows up near 0)
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=RTOL * float(np.abs(want).max()))
+
+
+def images(n=3, h=9, w=9, c=3, seed=1):
+    return np.random.default_rng(seed).normal(size=(n, h, w, c)).astype(np.float32)
+
+
+def seqs(n=3, t=6, f=4, seed=2):
+    return np.random.default_rng(seed).normal(size=(n, t, f)).astype(np.float32)
+
+
+# -- each model: (builder, input) ------------------------------------------------------------
+CASES = {
+    "mlp": (
+        lambda: [
+            Input(shape=(6,)),
+            layers.Dense(5, activation="relu"),
+            layers.Dropout(0.5),
+            layers.Dense(4, activation="softmax"),
+        ],
+        lambda: seqs()[:, 0, :].repeat(2, axis=1)[:, :6],
+    ),
+    "dense_on_sequences": (lambda: [Input(shape=(6, 4)), layers.Dense(3, use_bias=False)], seqs),
+    "reference_cnn": (lambda: build_model("cnn"), lambda: images(2, 28, 28, 1)),
+    "conv_same_stride2": (
+        lambda: [
+            Input(shape=(9, 9, 3)),
+            layers.Conv2D(4, 3, strides=2, padding="same", activation="tanh"),
+            layers.Conv2D(5, (2, 3), padding="valid", use_bias=False),
+            layers.Flatten(),
+            layers.Dense(3),
+        ],
+        images,
+    ),
+    "conv_same_even_kernel": (
+        lambda: [
+            Input(shape=(8, 7, 3)),
+            layers.Conv2D(2, (4, 2), strides=(3, 2), padding="same"),
+            layers.Activation("sigmoid"),
+        ],
+        lambda: images(2, 8, 7, 3),
+    ),
+    "augmentation_is_identity": (
+        lambda: [
+            Input(shape=(9, 9, 3)),
+            layers.RandomFlip(),
+            layers.RandomTranslation(0.1, 0.1),
+            layers.RandomRotation(0.1),
+            layers.RandomZoom(0.1),
+            layers.RandomContrast(0.1),
+            layers.GaussianNoise(0.1),
+            layers.Conv2D(2, 3),
+        ],
+        images,
+    ),
+    "pools_2d": (
+        lambda: [
+            Input(shape=(9, 9, 3)),
+            layers.MaxPooling2D((3, 3), strides=2, padding="same"),
+            layers.AveragePooling2D(2, padding="same"),
+            layers.AveragePooling2D(2, strides=1),
+        ],
+        images,
+    ),
+    "max_pool_valid_overlap": (
+        lambda: [Input(shape=(9, 9, 3)), layers.MaxPooling2D(3, strides=2)],
+        images,
+    ),
+    "global_pools_2d": (
+        lambda: [
+            Input(shape=(9, 9, 3)),
+            layers.Conv2D(4, 3),
+            layers.GlobalMaxPooling2D(keepdims=True),
+            layers.GlobalAveragePooling2D(),
+        ],
+        images,
+    ),
+    "batch_norm_conv": (
+        lambda: [
+            Input(shape=(9, 9, 3)),
+            layers.Conv2D(4, 3),
+            layers.BatchNormalization(),
+            layers.Activation("relu"),
+            layers.Flatten(),
+            layers.BatchNormalization(epsilon=0.01),
+        ],
+        images,
+    ),
+    "batch_norm_sequence_and_axis": (
+        lambda: [
+            Input(shape=(6, 4)),
+            layers.BatchNormalization(),
+            layers.BatchNormalization(axis=1, center=False),
+        ],
+        seqs,
+    ),
+    "layer_norm": (
+        lambda: [
+            Input(shape=(6, 4)),
+            layers.LayerNormalization(),
+            layers.LayerNormalization(axis=[1, 2], scale=False),
+            layers.LayerNormalization(axis=1),
+        ],
+        seqs,
+    ),
+    "conv1d_pools_1d": (
+        lambda: [
+            Input(shape=(10, 4)),
+            layers.Conv1D(5, 3, padding="causal", activation="elu"),
+            layers.Conv1D(4, 4, strides=2, padding="same"),
+            layers.MaxPooling1D(2, padding="same"),
+            layers.AveragePooling1D(2, strides=1),
+            layers.GlobalAveragePooling1D(),
+        ],
+        lambda: seqs(3, 10, 4),
+    ),
+    "conv1d_global_max": (
+        lambda: [
+            Input(shape=(10, 4)),
+            layers.Conv1D(3, 3),
+            layers.GlobalMaxPooling1D(keepdims=True),
+            layers.Flatten(),
+        ],
+        lambda: seqs(3, 10, 4),
+    ),
+    "reshaping": (
+        lambda: [
+            Input(shape=(6, 4)),
+            layers.Reshape((4, -1)),
+            layers.Permute((2, 1)),
+            layers.Flatten(),
+            layers.Dense(5),
+            layers.RepeatVector(3),
+            layers.TimeDistributed(layers.Dense(2, activation="leaky_relu")),
+        ],
+        seqs,
+    ),
+    "time_distributed_conv": (
+        lambda: [
+            Input(shape=(4, 6, 6, 2)),
+            layers.TimeDistributed(layers.Conv2D(3, 3)),
+            layers.TimeDistributed(layers.Flatten()),
+        ],
+        lambda: images(6, 4, 6, 6 * 2).reshape(3, 2 * 4, 6, 6, 2)[:, :4],
+    ),
+    "activations": (
+        lambda: [
+            Input(shape=(6, 4)),
+            layers.Activation("softplus"),
+            layers.Activation("elu"),
+            layers.Activation("tanh"),
+            layers.Activation("linear"),
+            layers.Activation("log_softmax"),
+        ],
+        seqs,
+    ),
+    "simple_rnn": (
+        lambda: [
+            Input(shape=(6, 4)),
+            layers.SimpleRNN(5, return_sequences=True),
+            layers.SimpleRNN(3, activation="relu"),
+        ],
+        seqs,
+    ),
+    "lstm": (
+        lambda: [
+            Input(shape=(6, 4)),
+            layers.LSTM(5, return_sequences=True),
+            layers.LSTM(3, go_backwards=True),
+        ],
+        seqs,
+    ),
+    "lstm_backwards_sequences": (
+        lambda: [Input(shape=(6, 4)), layers.LSTM(5, return_sequences=True, go_backwards=True)],
+        seqs,
+    ),
+    "lstm_hard_sigmoid_linear": (
+        lambda: [
+            Input(shape=(6, 4)),
+            layers.LSTM(3, activation="linear", recurrent_activation="hard_sigmoid"),
+        ],
+        seqs,
+    ),
+    "recurrent_mixed_activations": (
+        lambda: [
+            Input(shape=(6, 4)),
+            layers.GRU(3, activation="linear", return_sequences=True),
+            layers.LSTM(3, recurrent_activation="hard_sigmoid", return_sequences=True),
+            layers.SimpleRNN(2, activation="linear"),
+        ],
+        seqs,
+    ),
+    "gru": (
+        lambda: [
+            Input(shape=(6, 4)),
+            layers.GRU(5, return_sequences=True),
+            layers.GRU(3, reset_after=False, go_backwards=True),
+        ],
+        seqs,
+    ),
+    "bidirectional": (
+        lambda: [
+            Input(shape=(6, 4)),
+            layers.Bidirectional(layers.LSTM(3, return_sequences=True)),
+            layers.Bidirectional(layers.GRU(2, return_sequences=True), merge_mode="ave"),
+            layers.Bidirectional(layers.SimpleRNN(2), merge_mode="sum"),
+            layers.Dense(2, activation="softmax"),
+        ],
+        seqs,
+    ),
+    "bidirectional_mul": (
+        lambda: [Input(shape=(6, 4)), layers.Bidirectional(layers.GRU(3), merge_mode="mul")],
+        seqs,
+    ),
+    "embedding": (
+        lambda: [
+            Input(shape=(5,), dtype="int64"),
+            layers.Embedding(7, 3),
+            layers.LSTM(4),
+            layers.Dense(2),
+        ],
+        lambda: np.random.default_rng(3).integers(0, 7, (3, 5)),
+    ),
+}
+
+
+def _model(build):
+    built = build()
+    return built if isinstance(built, Sequential) else Sequential(built)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_export_matches_onnxruntime(case, tmp_path):
+    build, data = CASES[case]
+    model = randomize(_model(build))
+    assert_matches(model, data(), tmp_path)
+
+
+def test_every_layer_type_has_a_case():
+    """The cases above exercise every converter (so a new converter needs a case)."""
+    used = set()
+    for build, _ in CASES.values():
+        for layer in _model(build).layers:
+            used.add(type(layer).__name__)
+            inner = getattr(layer, "layer", None) or getattr(layer, "forward_layer", None)
+            if inner is not None:
+                used.add(type(inner).__name__)
+    assert set(supported_layers()) <= used
+
+
+def test_reference_cnn_uses_two_transposes_and_a_newer_opset(tmp_path):
+    model = randomize(build_model("cnn"))
+    proto = to_onnx(model, opset=18)
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops.count("Transpose") == 2  # NHWC -> NCHW after the input, back before Flatten
+    assert_matches(model, images(2, 28, 28, 1), tmp_path, opset=18)
+
+
+def test_layer_norm_decomposition_under_opset_18(tmp_path):
+    model = randomize(Sequential([Input(shape=(6, 4)), layers.LayerNormalization(axis=1)]))
+    assert_matches(model, seqs(), tmp_path, opset=18)
+
+
+class Doubler(layers.Layer):
+    def call(self, x, training=False):
+        return x * 2.0
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (
+            lambda: [Input(shape=(4,)), layers.Dense(3), Doubler(name="doubler")],
+            r"layer 'doubler' \(Doubler\) cannot be exported.*Supported layers: .*Dense",
+        ),
+        (
+            lambda: [Input(shape=(4,)), layers.Dense(3, activation=lambda x: x, name="odd")],
+            r"layer 'odd' \(Dense\) cannot be exported \(custom activation",
+        ),
+        (
+            lambda: [Input(shape=(6, 4)), layers.LSTM(3, return_state=True, name="st")],
+            r"layer 'st' \(LSTM\) cannot be exported \(return_state=True",
+        ),
+        (
+            lambda: [
+                Input(shape=(5,)),
+                layers.Embedding(7, 3, mask_zero=True, name="emb"),
+                layers.LSTM(2),
+            ],
+            r"layer 'emb' \(Embedding\) cannot be exported \(mask_zero=True",
+        ),
+    ],
+)
+def test_unsupported_layers_raise_naming_the_layer(build, match):
+    with pytest.raises(ValueError, match=match):
+        to_onnx(Sequential(build()))
+
+
+def test_unbuilt_and_empty_models_raise():
+    with pytest.raises(ValueError, match="not built"):
+        to_onnx(Sequential([layers.Dense(2)]))
+    with pytest.raises(ValueError, match="opset must be an int >= 17"):
+        to_onnx(Sequential([Input(shape=(3,)), layers.Dense(2)]), opset=13)
+
+
+def test_cli_exports_a_saved_model(tmp_path, capsys):
+    from hpnn.export import cli_main
+
+    model = randomize(build_model("cnn"))
+    saved = tmp_path / "cnn.hpnn"
+    try:
+        model.save(saved)
+    except (NotImplementedError, ImportError) as e:  # saving is optional for this test
+        pytest.skip(f"model.save is not available: {e}")
+    out = tmp_path / "cnn.onnx"
+    assert cli_main([str(saved), str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    x = images(2, 28, 28, 1)
+    want = model.predict(x, verbose=0)
+    np.testing.assert_allclose(sess.run(None, {"input": x})[0], want, rtol=RTOL, atol=1e-6)
+    assert cli_main([str(tmp_path / "missing.hpnn"), str(out)]) == 2
