@@ -26,6 +26,7 @@ import numpy as np
 from report import fmt_rate, print_report
 from workloads import (
     COLD_START,
+    RECURRENT,
     SETUPS,
     TORCH_THREADS,
     WORKLOADS,
@@ -169,6 +170,8 @@ class CpuMeter:
 def measure_workload(workload, frameworks, x, labels, repeats, want_fit) -> dict:
     """Warm up every framework once, then time passes alternating framework by framework."""
     jobs = {}
+    if WORKLOADS[workload][0] in RECURRENT:
+        frameworks = [fw for fw in frameworks if fw != "jax"]  # no recurrent JAX twin
     for fw in frameworks:
         log(f"{workload}: setting up {fw}")
         jobs[fw] = SETUPS[fw](workload, x, labels)

@@ -72,20 +72,44 @@ def main():
         sys.exit("mpiexec not found: pip install 'hpnn[mpi]'")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     me = str(Path(__file__).resolve())
-    print(f"{'model':<6} {'global batch':>12} {'1 proc x 2 thr':>15} {'2 ranks x 1 thr':>16} "
-          f"{'ratio':>6}   (samples/s, median of {args.repeats})")
+    print(
+        f"{'model':<6} {'global batch':>12} {'1 proc x 2 thr':>15} {'2 ranks x 1 thr':>16} "
+        f"{'ratio':>6}   (samples/s, median of {args.repeats})"
+    )
     for model in ("cnn", "mlp"):
         g, n, e = str(args.global_batch), str(args.samples), str(args.epochs)
         single, ranks = [], []
         for _ in range(args.repeats):  # alternate, so drift hits both
-            single.append(run([sys.executable, me, "--worker", model, n, g, e],
-                              dict(env, OPENBLAS_NUM_THREADS="2", OMP_NUM_THREADS="2")))
+            single.append(
+                run(
+                    [sys.executable, me, "--worker", model, n, g, e],
+                    dict(env, OPENBLAS_NUM_THREADS="2", OMP_NUM_THREADS="2"),
+                )
+            )
             half = str(args.global_batch // 2)
-            ranks.append(run([mpiexec, "-n", "2", sys.executable, "-m", "mpi4py", me, "--worker",
-                              model, n, half, e], env))
+            ranks.append(
+                run(
+                    [
+                        mpiexec,
+                        "-n",
+                        "2",
+                        sys.executable,
+                        "-m",
+                        "mpi4py",
+                        me,
+                        "--worker",
+                        model,
+                        n,
+                        half,
+                        e,
+                    ],
+                    env,
+                )
+            )
         s, r = statistics.median(single), statistics.median(ranks)
-        print(f"{model:<6} {args.global_batch:>12} {s:>15,.0f} {r:>16,.0f} {r / s:>6.2f}",
-              flush=True)
+        print(
+            f"{model:<6} {args.global_batch:>12} {s:>15,.0f} {r:>16,.0f} {r / s:>6.2f}", flush=True
+        )
 
 
 if __name__ == "__main__":

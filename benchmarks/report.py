@@ -47,6 +47,8 @@ LABELS = {
     "cnn128": "train CNN, batch 128",
     "mlp128": "train MLP 784-512-512-10, batch 128",
     "infer128": "predict CNN, batch 128",
+    "lstm128": "train LSTM(128) 28x28, batch 128",
+    "gru128": "train GRU(128) 28x28, batch 128",
 }
 
 
@@ -92,7 +94,7 @@ def print_speed(res, frameworks) -> None:
     rows = []
     for wl, r in res["speed"].items():
         row = [LABELS[wl]] + [fmt_summary(r.get(fw)) for fw in frameworks]
-        row += [f"{r['hpnn']['median'] / r[fw]['median']:.3f}" for fw in others]
+        row += [f"{r['hpnn']['median'] / r[fw]['median']:.3f}" if fw in r else "-" for fw in others]
         row += [
             ", ".join(
                 f"{statistics.median(r[fw]['cores']['self']):.1f}/"

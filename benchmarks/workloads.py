@@ -26,7 +26,10 @@ WORKLOADS = {
     "cnn128": ("cnn", 128, "train"),
     "mlp128": ("mlp", 128, "train"),
     "infer128": ("cnn", 128, "predict"),
+    "lstm128": ("lstm", 128, "train"),  # 28 steps x 28 features, LSTM(128), Dense(10)
+    "gru128": ("gru", 128, "train"),
 }
+RECURRENT = ("lstm", "gru")
 
 
 @dataclass
@@ -62,7 +65,17 @@ def _hpnn_model(model_name: str, seed: int):
     from hpnn.cli import build_model
 
     hpnn.utils.set_random_seed(seed)
-    model = build_model(model_name)
+    if model_name in RECURRENT:
+        cell = hpnn.layers.LSTM if model_name == "lstm" else hpnn.layers.GRU
+        model = hpnn.Sequential(
+            [
+                hpnn.Input(shape=IMAGE_SHAPE[:2]),
+                cell(128),
+                hpnn.layers.Dense(CLASSES, activation="softmax"),
+            ]
+        )
+    else:
+        model = build_model(model_name)
     model.compile(
         optimizer=hpnn.optimizers.Adam(learning_rate=LEARNING_RATE),
         loss="categorical_crossentropy",
@@ -75,6 +88,8 @@ def setup_hpnn(workload, x, labels, on_ready=_noop, seed=0) -> Job:
     import hpnn  # noqa: F401  (imported before on_ready: part of the baseline)
 
     y = np.eye(CLASSES, dtype=np.float32)[labels]
+    if model_name in RECURRENT:
+        x = x[..., 0]  # rows as time steps: (N, 28, 28)
     if kind == "predict":
         on_ready()
         model = _hpnn_model(model_name, seed)
@@ -105,6 +120,19 @@ def setup_hpnn(workload, x, labels, on_ready=_noop, seed=0) -> Job:
 def _torch_net(model_name: str):
     from torch import nn
 
+    if model_name in RECURRENT:
+
+        class Recurrent(nn.Module):
+            def __init__(self):
+                super().__init__()
+                rnn = nn.LSTM if model_name == "lstm" else nn.GRU
+                self.rnn = rnn(IMAGE_SHAPE[1], 128, batch_first=True)
+                self.fc = nn.Linear(128, CLASSES)
+
+            def forward(self, x):
+                return self.fc(self.rnn(x)[0][:, -1])
+
+        return Recurrent()
     if model_name == "cnn":
         return nn.Sequential(
             nn.Conv2d(1, 32, 3),
@@ -131,7 +159,10 @@ def setup_torch(workload, x, labels, on_ready=_noop, seed=0, threads=TORCH_THREA
 
     torch.set_num_threads(threads)
     model_name, batch, kind = WORKLOADS[workload]
-    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    layout = (0, 3, 1, 2) if model_name not in RECURRENT else (0, 1, 2, 3)
+    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(layout)))
+    if model_name in RECURRENT:
+        xt = xt[..., 0]
     yt = torch.from_numpy(labels.astype(np.int64))
     if kind == "predict":
         on_ready()
