@@ -30,9 +30,10 @@ class LRFinderResult:
         lrs: the learning rate of each step (an exponential sweep).
         losses: the bias-corrected, exponentially smoothed loss after each step.
         raw_losses: each step's batch loss.
-        suggestion: the rate at the steepest descent of ``losses`` (see :func:`lr_find`).
+        suggestion: the rate where ``losses`` falls fastest before its minimum.
         best_lr: the rate at the minimum of ``losses``.
         diverged: whether the sweep stopped early because the loss blew up.
+        valley: fastai's "valley" rate: halfway into the longest falling stretch.
     """
 
     lrs: list
@@ -41,6 +42,7 @@ class LRFinderResult:
     suggestion: float | None
     best_lr: float | None
     diverged: bool
+    valley: float | None = None
 
     def plot(self, path):
         """Write the loss-vs-rate curve to ``path`` (PNG; needs matplotlib)."""
@@ -104,6 +106,29 @@ def _restore(model, snap) -> None:
     model.stop_training = snap["stop_training"]
 
 
+def _valley(lrs, losses):
+    """fastai's "valley" rule: the longest stretch over which the smoothed loss keeps
+    falling (a longest decreasing subsequence), and a rate 1/2 of the way into it."""
+    losses = np.asarray(losses, np.float64)
+    n = len(losses)
+    if n < 3 or not np.isfinite(losses).all():
+        finite = np.isfinite(losses)
+        n = int(np.argmin(finite)) if not finite.all() else n
+        if n < 3:
+            return None
+        losses = losses[:n]
+    run = np.ones(n, dtype=np.int64)  # longest decreasing run ending at i
+    start = np.arange(n)
+    for i in range(1, n):
+        better = (losses[:i] > losses[i]) & (run[:i] + 1 > run[i])
+        if better.any():
+            j = int(np.argmax(np.where(better, run[:i], -1)))
+            run[i], start[i] = run[j] + 1, start[j]
+    end = int(np.argmax(run))
+    first = int(start[end])
+    return float(lrs[first + (end - first) // 2])
+
+
 def _suggest(lrs, losses):
     """The rate of steepest descent of the smoothed loss before its minimum (see lr_find)."""
     lrs, losses = np.asarray(lrs, np.float64), np.asarray(losses, np.float64)
@@ -145,10 +170,12 @@ def lr_find(
     Afterwards the weights, the optimizer's state, iterations and learning rate (a
     schedule too) and the layers' random generators are restored exactly.
 
-    Suggestion rule: on the smoothed curve up to its minimum, take the derivative of
-    the loss with respect to ``log10(lr)`` (``np.gradient``) and suggest the rate
-    where it is most negative, i.e. where the loss falls fastest. With fewer than
-    three points before the minimum, suggest the rate at the minimum divided by 10.
+    Suggestion rule: on the smoothed curve up to its minimum, the rate where the loss
+    falls fastest against ``log(lr)``. fastai's "valley" rate (halfway into the
+    longest falling stretch) is reported too, as ``.valley``. Neither is always
+    right: on a linear regression whose best plain-GD rate is 0.5 the steepest rule
+    gives about 0.1 and the valley 4e-4; on the reference CNN with Adam the steepest
+    gives 1.4e-2 to 2.2e-2 and the valley 1.2e-4 to 3.7e-4. Read the plot.
 
     Args:
         model: a compiled model (built, or buildable from ``x``).
@@ -201,7 +228,7 @@ def lr_find(
     finally:
         _restore(model, snap)
     suggestion, best_lr = _suggest(lrs, losses)
-    return LRFinderResult(lrs, losses, raw, suggestion, best_lr, diverged)
+    return LRFinderResult(lrs, losses, raw, suggestion, best_lr, diverged, _valley(lrs, losses))
 
 
 def _check_lr_find_args(model, start_lr, end_lr, num_steps, batch_size, beta, diverge_factor):

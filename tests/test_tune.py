@@ -229,3 +229,12 @@ def test_cross_validate_errors(regression):
         cross_validate(linear, x, y, k=1)
     with pytest.raises(RuntimeError, match="compiled"):
         cross_validate(lambda: Sequential([Input((4,)), layers.Dense(1)]), x, y, k=2)
+
+
+def test_valley_rate_is_inside_the_longest_falling_stretch():
+    from hpnn.tune import _valley
+
+    lrs = np.logspace(-5, 0, 11)
+    losses = [2.0, 3.1, 2.9, 2.5, 2.0, 1.5, 1.0, 0.8, 0.9, 2.0, 5.0]
+    # longest falling run: 3.1 -> 0.8 (indices 1..7): halfway is index 4
+    assert _valley(lrs, losses) == pytest.approx(lrs[4])
