@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 
-from hpnn import initializers, regularizers
+from hpnn import activations, initializers, regularizers
 from hpnn.backend import floatx, to_numpy
 from hpnn.engine.tensor import Tensor, _as_array
 from hpnn.engine.variable import Variable
@@ -230,3 +230,58 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+class KernelLayer(Layer):
+    """Base of the layers with a kernel, an optional bias and an activation
+    (Dense, Conv1D, Conv2D): their shared arguments, weights and config."""
+
+    def _kernel_args(
+        self,
+        activation,
+        use_bias,
+        kernel_initializer,
+        bias_initializer,
+        kernel_regularizer,
+        bias_regularizer,
+        activity_regularizer,
+    ):
+        self.activation = activations.get(activation, self._where())
+        self.use_bias = use_bias
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.activity_regularizer = activity_regularizer
+
+    def _last_axis(self, input_shape) -> int:
+        """The input's feature/channel count, which the kernel's shape needs."""
+        size = input_shape[-1]
+        if size is None:
+            raise ValueError(
+                f"{self._where()}: the last input axis (features or channels) must be known. "
+                f"Received: shape={tuple(input_shape)}"
+            )
+        return size
+
+    def _build_kernel(self, kernel_shape, in_dim: int, units: int) -> None:
+        self.kernel = self.add_weight(
+            kernel_shape, self.kernel_initializer, "kernel", regularizer=self.kernel_regularizer
+        )
+        self.bias = (
+            self.add_weight(
+                (units,), self.bias_initializer, "bias", regularizer=self.bias_regularizer
+            )
+            if self.use_bias
+            else None
+        )
+        self._fixed_dims = {-1: in_dim}
+        self.built = True
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            **weight_config(self),
+        }

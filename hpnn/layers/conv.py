@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from hpnn import activations, regularizers
 from hpnn.backend import get_xp
 from hpnn.engine import ops
 from hpnn.engine.ops.conv import conv_output_length
 from hpnn.engine.tensor import Tensor
-from hpnn.layers.base import Layer, normalize_tuple, weight_config
+from hpnn.layers.base import KernelLayer, Layer, normalize_tuple
 
 
 def _padding(value, owner):
@@ -25,7 +24,7 @@ def _data_format(value, owner):
         )
 
 
-class Conv2D(Layer):
+class Conv2D(KernelLayer):
     """2-D convolution over ``(batch, height, width, channels)``.
 
     Args:
@@ -68,37 +67,20 @@ class Conv2D(Layer):
         _data_format(data_format, owner)
         if normalize_tuple(dilation_rate, 2, "dilation_rate", owner) != (1, 1):
             raise NotImplementedError(f"{owner}: dilation_rate other than 1 is not supported yet.")
-        self.activation = activations.get(activation, self._where())
-        self.use_bias = use_bias
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.activity_regularizer = activity_regularizer
+        self._kernel_args(
+            activation,
+            use_bias,
+            kernel_initializer,
+            bias_initializer,
+            kernel_regularizer,
+            bias_regularizer,
+            activity_regularizer,
+        )
 
     def build(self, input_shape):
-        c = input_shape[-1]
-        if c is None:
-            raise ValueError(
-                f"{self._where()}: the channel axis must be known. "
-                f"Received: shape={tuple(input_shape)}"
-            )
+        c = self._last_axis(input_shape)
         self.compute_output_shape(input_shape)  # raises if the input is too small
-        self.kernel = self.add_weight(
-            (*self.kernel_size, c, self.filters),
-            self.kernel_initializer,
-            "kernel",
-            regularizer=self.kernel_regularizer,
-        )
-        self.bias = (
-            self.add_weight(
-                (self.filters,), self.bias_initializer, "bias", regularizer=self.bias_regularizer
-            )
-            if self.use_bias
-            else None
-        )
-        self._fixed_dims = {-1: c}
-        self.built = True
+        self._build_kernel((*self.kernel_size, c, self.filters), c, self.filters)
 
     def call(self, x, training=False):
         y = ops.conv2d(x, self.kernel, self.bias, self.strides, self.padding)
@@ -124,9 +106,6 @@ class Conv2D(Layer):
             "kernel_size": self.kernel_size,
             "strides": self.strides,
             "padding": self.padding,
-            "activation": activations.serialize(self.activation),
-            "use_bias": self.use_bias,
-            **weight_config(self),
         }
 
 
@@ -190,7 +169,7 @@ MaxPool2D = MaxPooling2D
 AvgPool2D = AveragePooling2D
 
 
-class Conv1D(Layer):
+class Conv1D(KernelLayer):
     """1-D convolution over ``(batch, steps, channels)``, run as Conv2D on a height-1 view.
 
     Args:
@@ -244,37 +223,20 @@ class Conv1D(Layer):
             )
         if normalize_tuple(dilation_rate, 1, "dilation_rate", owner) != (1,) or groups != 1:
             raise NotImplementedError(f"{owner}: dilation_rate and groups other than 1.")
-        self.activation = activations.get(activation, self._where())
-        self.use_bias = use_bias
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.activity_regularizer = activity_regularizer
+        self._kernel_args(
+            activation,
+            use_bias,
+            kernel_initializer,
+            bias_initializer,
+            kernel_regularizer,
+            bias_regularizer,
+            activity_regularizer,
+        )
 
     def build(self, input_shape):
-        c = input_shape[-1]
-        if c is None:
-            raise ValueError(
-                f"{self._where()}: the channel axis must be known. "
-                f"Received: shape={tuple(input_shape)}"
-            )
+        c = self._last_axis(input_shape)
         self.compute_output_shape(input_shape)  # raises if the input is too short
-        self.kernel = self.add_weight(
-            (self.kernel_size, c, self.filters),
-            self.kernel_initializer,
-            "kernel",
-            regularizer=self.kernel_regularizer,
-        )
-        self.bias = (
-            self.add_weight(
-                (self.filters,), self.bias_initializer, "bias", regularizer=self.bias_regularizer
-            )
-            if self.use_bias
-            else None
-        )
-        self._fixed_dims = {-1: c}
-        self.built = True
+        self._build_kernel((self.kernel_size, c, self.filters), c, self.filters)
 
     def call(self, x, training=False):
         n, steps, c = x.shape
@@ -310,7 +272,4 @@ class Conv1D(Layer):
             "kernel_size": self.kernel_size,
             "strides": self.strides,
             "padding": self.padding,
-            "activation": activations.serialize(self.activation),
-            "use_bias": self.use_bias,
-            **weight_config(self),
         }

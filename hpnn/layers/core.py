@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from hpnn import activations, regularizers
+from hpnn import activations
 from hpnn.engine import ops
-from hpnn.layers.base import Layer, weight_config
+from hpnn.layers.base import KernelLayer, Layer
 from hpnn.random import make_rng
 
 
@@ -65,7 +65,7 @@ def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None):
     return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name).output
 
 
-class Dense(Layer):
+class Dense(KernelLayer):
     """``activation(x @ kernel + bias)`` on the last axis.
 
     Args:
@@ -95,36 +95,19 @@ class Dense(Layer):
                 f"{self._where()}: units must be a positive int. Received: units={units!r}"
             )
         self.units = units
-        self.activation = activations.get(activation, self._where())
-        self.use_bias = use_bias
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.activity_regularizer = activity_regularizer
+        self._kernel_args(
+            activation,
+            use_bias,
+            kernel_initializer,
+            bias_initializer,
+            kernel_regularizer,
+            bias_regularizer,
+            activity_regularizer,
+        )
 
     def build(self, input_shape):
-        in_dim = input_shape[-1]
-        if in_dim is None:
-            raise ValueError(
-                f"{self._where()}: the last input axis must be known. "
-                f"Received: shape={tuple(input_shape)}"
-            )
-        self.kernel = self.add_weight(
-            (in_dim, self.units),
-            self.kernel_initializer,
-            "kernel",
-            regularizer=self.kernel_regularizer,
-        )
-        self.bias = (
-            self.add_weight(
-                (self.units,), self.bias_initializer, "bias", regularizer=self.bias_regularizer
-            )
-            if self.use_bias
-            else None
-        )
-        self._fixed_dims = {-1: in_dim}
-        self.built = True
+        in_dim = self._last_axis(input_shape)
+        self._build_kernel((in_dim, self.units), in_dim, self.units)
 
     def call(self, x, training=False):
         return self.activation(ops.linear(x, self.kernel, self.bias))
@@ -133,13 +116,7 @@ class Dense(Layer):
         return (*input_shape[:-1], self.units)
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "units": self.units,
-            "activation": activations.serialize(self.activation),
-            "use_bias": self.use_bias,
-            **weight_config(self),
-        }
+        return {**super().get_config(), "units": self.units}
 
 
 class Flatten(Layer):
