@@ -11,13 +11,6 @@ import numpy as np
 METHODS = ("saliency", "smoothgrad", "integrated_gradients", "grad_cam", "occlusion")
 
 
-def load_model(path):
-    """``hpnn.models.load_model``, imported when a command runs."""
-    from hpnn.models import load_model as load
-
-    return load(path)
-
-
 def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("model", help="a model file written by model.save()")
     p.add_argument(
@@ -101,6 +94,7 @@ def explain_image(model, image, methods, target=None, layer=None, steps=64, seed
 
 def run_cli(args) -> int:
     from hpnn.explain.plot import plot_explanations, save_overlay
+    from hpnn.models import load_model
 
     model = load_model(args.model)
     image = read_image(args.image, args.index, model.input_shape)
@@ -120,13 +114,10 @@ def run_cli(args) -> int:
 
 
 def cli_main(argv=None) -> int:
-    parser = configure_parser(argparse.ArgumentParser(prog="hpnn explain", description=__doc__))
-    args = parser.parse_args(argv)
-    try:
-        return run_cli(args)
-    except (ValueError, RuntimeError, OSError, ImportError) as e:
-        print(f"hpnn explain: error: {e}", file=sys.stderr)
-        return 2
+    """``hpnn explain ...`` from Python; returns the exit status (see :func:`hpnn.cli.main`)."""
+    from hpnn.cli import main
+
+    return main(["explain", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def run_cli(args) -> int:
-    from hpnn.explain.cli import load_model
+    from hpnn.models import load_model
 
     model = load_model(args.model)
     to_onnx(model, args.output, opset=args.opset)
@@ -25,16 +25,10 @@ def run_cli(args) -> int:
 
 
 def cli_main(argv=None) -> int:
-    """``hpnn export MODEL OUT.onnx [--opset N]``; returns the exit status."""
-    parser = configure_parser(
-        argparse.ArgumentParser(prog="hpnn export", description="Export a saved model to ONNX.")
-    )
-    args = parser.parse_args(argv)
-    try:
-        return run_cli(args)
-    except (ValueError, RuntimeError, OSError, ImportError) as e:
-        print(f"hpnn export: error: {e}", file=sys.stderr)
-        return 2
+    """``hpnn export ...`` from Python; returns the exit status (see :func:`hpnn.cli.main`)."""
+    from hpnn.cli import main
+
+    return main(["export", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def run_cli(args) -> int:
     from hpnn.cli import load_fashion_mnist
-    from hpnn.explain.cli import load_model
+    from hpnn.models import load_model
     from hpnn.robust.evaluate import evaluate_robustness
 
     model = load_model(args.model)
@@ -56,13 +56,10 @@ def run_cli(args) -> int:
 
 
 def cli_main(argv=None) -> int:
-    parser = configure_parser(argparse.ArgumentParser(prog="hpnn robust", description=__doc__))
-    args = parser.parse_args(argv)
-    try:
-        return run_cli(args)
-    except (ValueError, RuntimeError, OSError, ImportError) as e:
-        print(f"hpnn robust: error: {e}", file=sys.stderr)
-        return 2
+    """``hpnn robust ...`` from Python; returns the exit status (see :func:`hpnn.cli.main`)."""
+    from hpnn.cli import main
+
+    return main(["robust", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
