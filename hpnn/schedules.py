@@ -48,35 +48,20 @@ class LearningRateSchedule:
         return f"{type(self).__name__}({args})"
 
 
-class ExponentialDecay(LearningRateSchedule):
-    """``initial_learning_rate * decay_rate ** (step / decay_steps)``.
+class _RateDecay(LearningRateSchedule):
+    """Shared by the decays of ``initial_learning_rate`` by ``decay_rate`` per
+    ``decay_steps`` (optionally in whole steps: ``staircase``)."""
 
-    Args:
-        initial_learning_rate: the rate at step 0.
-        decay_steps: steps over which the rate is multiplied by ``decay_rate`` (> 0).
-        decay_rate: the multiplier per ``decay_steps``.
-        staircase: use ``floor(step / decay_steps)``: the rate drops in discrete steps.
-    """
-
-    def __init__(
-        self,
-        initial_learning_rate,
-        decay_steps,
-        decay_rate,
-        staircase=False,
-        name="ExponentialDecay",
-    ):
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name=None):
         self.initial_learning_rate = float(initial_learning_rate)
         self.decay_steps = _positive(type(self).__name__, "decay_steps", decay_steps)
         self.decay_rate = float(decay_rate)
         self.staircase = bool(staircase)
-        self.name = name
+        self.name = name or type(self).__name__
 
-    def __call__(self, step) -> float:
+    def _progress(self, step) -> float:
         p = _step(step) / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return self.initial_learning_rate * self.decay_rate**p
+        return math.floor(p) if self.staircase else p
 
     def get_config(self) -> dict:
         return {
@@ -86,6 +71,20 @@ class ExponentialDecay(LearningRateSchedule):
             "staircase": self.staircase,
             "name": self.name,
         }
+
+
+class ExponentialDecay(_RateDecay):
+    """``initial_learning_rate * decay_rate ** (step / decay_steps)``.
+
+    Args:
+        initial_learning_rate: the rate at step 0.
+        decay_steps: steps over which the rate is multiplied by ``decay_rate`` (> 0).
+        decay_rate: the multiplier per ``decay_steps``.
+        staircase: use ``floor(step / decay_steps)``: the rate drops in discrete steps.
+    """
+
+    def __call__(self, step) -> float:
+        return self.initial_learning_rate * self.decay_rate ** self._progress(step)
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):
@@ -186,7 +185,7 @@ class CosineDecay(LearningRateSchedule):
         }
 
 
-class InverseTimeDecay(LearningRateSchedule):
+class InverseTimeDecay(_RateDecay):
     """``initial_learning_rate / (1 + decay_rate * step / decay_steps)``.
 
     Args:
@@ -196,34 +195,8 @@ class InverseTimeDecay(LearningRateSchedule):
         staircase: use ``floor(step / decay_steps)``.
     """
 
-    def __init__(
-        self,
-        initial_learning_rate,
-        decay_steps,
-        decay_rate,
-        staircase=False,
-        name="InverseTimeDecay",
-    ):
-        self.initial_learning_rate = float(initial_learning_rate)
-        self.decay_steps = _positive(type(self).__name__, "decay_steps", decay_steps)
-        self.decay_rate = float(decay_rate)
-        self.staircase = bool(staircase)
-        self.name = name
-
     def __call__(self, step) -> float:
-        p = _step(step) / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return self.initial_learning_rate / (1.0 + self.decay_rate * p)
-
-    def get_config(self) -> dict:
-        return {
-            "initial_learning_rate": self.initial_learning_rate,
-            "decay_steps": self.decay_steps,
-            "decay_rate": self.decay_rate,
-            "staircase": self.staircase,
-            "name": self.name,
-        }
+        return self.initial_learning_rate / (1.0 + self.decay_rate * self._progress(step))
 
 
 _ALL = (
