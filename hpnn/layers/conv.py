@@ -9,17 +9,18 @@ from hpnn.engine.tensor import Tensor
 from hpnn.layers.base import KernelLayer, Layer, normalize_tuple
 
 
-def _padding(value, owner):
+def _padding(value, owner, allowed=("valid", "same")):
     p = value.lower() if isinstance(value, str) else value
-    if p not in ("valid", "same"):
-        raise ValueError(f"{owner}: padding must be 'valid' or 'same'. Received: padding={value!r}")
+    if p not in allowed:
+        names = ", ".join(f"'{a}'" for a in allowed[:-1]) + f" or '{allowed[-1]}'"
+        raise ValueError(f"{owner}: padding must be {names}. Received: padding={value!r}")
     return p
 
 
-def _data_format(value, owner):
+def _data_format(value, owner, layout="(N, H, W, C)"):
     if value not in (None, "channels_last"):
         raise ValueError(
-            f"{owner}: only data_format='channels_last' (N, H, W, C) is supported. "
+            f"{owner}: only data_format='channels_last' {layout} is supported. "
             f"Received: data_format={value!r}"
         )
 
@@ -210,17 +211,8 @@ class Conv1D(KernelLayer):
         self.filters = filters
         (self.kernel_size,) = normalize_tuple(kernel_size, 1, "kernel_size", owner)
         (self.strides,) = normalize_tuple(strides, 1, "strides", owner)
-        self.padding = padding.lower() if isinstance(padding, str) else padding
-        if self.padding not in ("valid", "same", "causal"):
-            raise ValueError(
-                f"{owner}: padding must be 'valid', 'same' or 'causal'. "
-                f"Received: padding={padding!r}"
-            )
-        if data_format not in (None, "channels_last"):
-            raise ValueError(
-                f"{owner}: only data_format='channels_last' (N, steps, C) is supported. "
-                f"Received: data_format={data_format!r}"
-            )
+        self.padding = _padding(padding, owner, ("valid", "same", "causal"))
+        _data_format(data_format, owner, "(N, steps, C)")
         if normalize_tuple(dilation_rate, 1, "dilation_rate", owner) != (1,) or groups != 1:
             raise NotImplementedError(f"{owner}: dilation_rate and groups other than 1.")
         self._kernel_args(
