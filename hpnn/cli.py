@@ -90,7 +90,11 @@ def train(args) -> float:
         verbose=args.verbose,
     )
     seconds = time.perf_counter() - start
-    loss, acc = model.evaluate(x_test, y_test, batch_size=256, verbose=0)
+    h = history.history
+    if args.validation <= 0 and h.get("val_loss"):  # the last validation pass was the test set
+        loss, acc = h["val_loss"][-1], h["val_accuracy"][-1]
+    else:
+        loss, acc = model.evaluate(x_test, y_test, batch_size=256, verbose=0)
     samples = len(train_set[0]) * args.epochs
     if hpnn.distributed.is_chief():  # under mpiexec, one report for the job
         ranks = hpnn.distributed.size()
