@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 
 from hpnn import random as hpnn_random
-from hpnn.layers.base import Layer
+from hpnn.layers.base import random_generators
 from hpnn.random import make_rng
 
 # -- lr_find ------------------------------------------------------------------------------
@@ -59,24 +59,6 @@ class LRFinderResult:
         )
 
 
-def _generators(model) -> list:
-    """Every numpy Generator the model's layers own (dropout, augmentation...)."""
-    found, seen, todo = [], set(), [model]
-    while todo:
-        obj = todo.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        for v in vars(obj).values():
-            items = v if isinstance(v, (list, tuple)) else [v]
-            for item in items:
-                if isinstance(item, np.random.Generator):
-                    found.append(item)
-                elif isinstance(item, Layer):
-                    todo.append(item)
-    return found
-
-
 def _snapshot(model) -> dict:
     opt = model.optimizer
     return {
@@ -85,7 +67,7 @@ def _snapshot(model) -> dict:
         "iterations": opt.iterations,
         "slots": {k: {n: a.copy() for n, a in s.items()} for k, s in opt._slots.items()},
         "order": list(opt._order),
-        "rngs": [(g, copy.deepcopy(g.bit_generator.state)) for g in _generators(model)],
+        "rngs": [(g, copy.deepcopy(g.bit_generator.state)) for g in random_generators(model)],
         "stop_training": model.stop_training,
     }
 

@@ -285,3 +285,22 @@ class KernelLayer(Layer):
             "use_bias": self.use_bias,
             **weight_config(self),
         }
+
+
+def random_generators(layer) -> list:
+    """Every numpy Generator that ``layer`` and the layers inside it own (dropout,
+    augmentation...), in a fixed order: what must be saved to replay a run exactly."""
+    found, seen, todo = [], set(), [layer]
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        for v in vars(obj).values():
+            items = v if isinstance(v, (list, tuple)) else [v]
+            for item in items:
+                if isinstance(item, np.random.Generator):
+                    found.append(item)
+                elif isinstance(item, Layer):
+                    todo.append(item)
+    return found

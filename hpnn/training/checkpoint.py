@@ -10,10 +10,9 @@ import contextlib
 import math
 import os
 
-import numpy as np
-
 from hpnn.backend import to_numpy
 from hpnn.io.archive import read_archive, write_archive
+from hpnn.layers.base import random_generators
 from hpnn.training.callbacks import Callback
 
 
@@ -35,9 +34,17 @@ class ModelCheckpoint(Callback):
         initial_value_threshold: a value ``monitor`` must beat before the first save.
     """
 
-    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
-                 save_weights_only=False, mode="auto", save_freq="epoch",
-                 initial_value_threshold=None):
+    def __init__(
+        self,
+        filepath,
+        monitor="val_loss",
+        verbose=0,
+        save_best_only=False,
+        save_weights_only=False,
+        mode="auto",
+        save_freq="epoch",
+        initial_value_threshold=None,
+    ):
         super().__init__()
         if save_freq != "epoch":
             raise NotImplementedError("ModelCheckpoint: only save_freq='epoch' is supported.")
@@ -61,16 +68,20 @@ class ModelCheckpoint(Callback):
         if self.save_best_only:
             value = logs.get(self.monitor)
             if value is None:
-                raise ValueError(f"ModelCheckpoint: monitor={self.monitor!r} is not in the logs. "
-                                 f"Available: {', '.join(sorted(logs))}")
+                raise ValueError(
+                    f"ModelCheckpoint: monitor={self.monitor!r} is not in the logs. "
+                    f"Available: {', '.join(sorted(logs))}"
+                )
             if math.isnan(value) or not self._improved(value):
                 return
             self.best = value
         try:
             path = self.filepath.format(epoch=epoch + 1, **logs)
         except KeyError as e:
-            raise ValueError(f"ModelCheckpoint: filepath {self.filepath!r} names {e}, which is "
-                             f"not in the logs ({', '.join(sorted(logs))}).") from None
+            raise ValueError(
+                f"ModelCheckpoint: filepath {self.filepath!r} names {e}, which is "
+                f"not in the logs ({', '.join(sorted(logs))})."
+            ) from None
         if not _is_chief():
             return
         if self.verbose:
@@ -79,11 +90,6 @@ class ModelCheckpoint(Callback):
             self.model.save_weights(path)
         else:
             self.model.save(path)
-
-
-def _rng_layers(model):
-    return [layer for layer in model.layers
-            if isinstance(getattr(layer, "_rng", None), np.random.Generator)]
 
 
 class BackupAndRestore(Callback):
@@ -113,11 +119,12 @@ class BackupAndRestore(Callback):
         model.set_weights([arrays[f"w{i}"] for i in range(n_w)])
         if document["n_slots"]:
             model.optimizer.build(model.trainable_weights)
-            model.optimizer.set_state(document["iterations"],
-                                      [arrays[f"s{i}"] for i in range(document["n_slots"])])
+            model.optimizer.set_state(
+                document["iterations"], [arrays[f"s{i}"] for i in range(document["n_slots"])]
+            )
         model._shuffle_seed = int(document["shuffle_seed"])
-        for layer, state in zip(_rng_layers(model), document["rng_states"], strict=True):
-            layer._rng.bit_generator.state = state
+        for gen, state in zip(random_generators(model), document["rng_states"], strict=True):
+            gen.bit_generator.state = state
         model._resume_epoch = int(document["epoch"]) + 1
 
     def on_epoch_end(self, epoch, logs=None):
@@ -128,10 +135,14 @@ class BackupAndRestore(Callback):
         slots = [to_numpy(s) for s in model.optimizer.variables()] if model.optimizer else []
         arrays = {f"w{i}": w for i, w in enumerate(weights)}
         arrays.update({f"s{i}": s for i, s in enumerate(slots)})
-        document = {"epoch": epoch, "n_weights": len(weights), "n_slots": len(slots),
-                    "iterations": int(model.optimizer.iterations),
-                    "shuffle_seed": int(model._shuffle_seed),
-                    "rng_states": [layer._rng.bit_generator.state for layer in _rng_layers(model)]}
+        document = {
+            "epoch": epoch,
+            "n_weights": len(weights),
+            "n_slots": len(slots),
+            "iterations": int(model.optimizer.iterations),
+            "shuffle_seed": int(model._shuffle_seed),
+            "rng_states": [g.bit_generator.state for g in random_generators(model)],
+        }
         write_archive(self.path, document, arrays)
 
     def on_train_end(self, logs=None):
