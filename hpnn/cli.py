@@ -59,6 +59,18 @@ def load_fashion_mnist(data_dir=None, validation=0):
     return (x[:cut], y[:cut]), (x[cut:], y[cut:]), (x_test, y_test)
 
 
+def _learning_rate(text):
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number or 'auto', got {text!r}")
+    return value
+
+
 def train(args) -> float:
     import hpnn
     import hpnn.distributed
@@ -77,10 +89,32 @@ def train(args) -> float:
         )
         print(f"Training on {len(train_set[0]):,} images; validation data: {held_out}")
     model.compile(
-        optimizer=hpnn.optimizers.Adam(learning_rate=args.lr),
+        optimizer=hpnn.optimizers.Adam(learning_rate=1e-3 if args.lr == "auto" else args.lr),
         loss="categorical_crossentropy",
         metrics=["accuracy"],
     )
+    if args.lr_find or args.lr == "auto":
+        found = hpnn.tune.lr_find(
+            model,
+            *train_set,
+            start_lr=1e-6,
+            end_lr=1.0,
+            num_steps=120,
+            batch_size=args.batch_size,
+            seed=args.seed,
+        )
+        if found.suggestion is None:
+            raise RuntimeError("lr_find: the loss was never finite; pass --lr yourself")
+        chief = hpnn.distributed.is_chief()
+        if args.verbose and chief:
+            print(found)
+        if args.lr_find and chief:
+            found.plot(args.lr_find)
+            print(f"Wrote the learning-rate range test to {args.lr_find}")
+        if args.lr == "auto":
+            model.optimizer.learning_rate = found.suggestion
+            if args.verbose and chief:
+                print(f"Training with the suggested learning rate {found.suggestion:.3g}")
     start = time.perf_counter()
     history = model.fit(
         *train_set,
@@ -120,7 +154,18 @@ def main(argv=None) -> int:
     t.add_argument("--model", choices=MODELS, default="cnn")
     t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--lr", type=float, default=0.001, help="Adam learning rate")
+    t.add_argument(
+        "--lr",
+        type=_learning_rate,
+        default=0.001,
+        help="Adam learning rate, or 'auto' for the range test's suggestion (hpnn.tune.lr_find)",
+    )
+    t.add_argument(
+        "--lr-find",
+        default=None,
+        metavar="PNG",
+        help="run the learning-rate range test before training and write its plot here",
+    )
     t.add_argument("--seed", type=int, default=0)
     t.add_argument(
         "--validation",

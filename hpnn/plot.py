@@ -83,14 +83,19 @@ def plot_lr_find(result, path):
 
     Args:
         result: what ``hpnn.tune.lr_find`` returns (``lrs``, ``losses``, ``raw_losses``,
-            ``suggestion``).
+            ``centered_losses``, ``suggestion``).
         path: where to write the image.
     """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     try:
         ax.plot(result.lrs, result.raw_losses, color="0.75", lw=0.8, label="batch loss")
-        ax.plot(result.lrs, result.losses, label="smoothed loss")
+        ax.plot(
+            result.lrs, result.losses, color="C0", lw=0.8, ls=":", label="smoothed (causal, lags)"
+        )
+        centered = getattr(result, "centered_losses", None)
+        if centered:
+            ax.plot(result.lrs, centered, color="C0", label="smoothed (zero lag)")
         if result.suggestion is not None:
             ax.axvline(
                 result.suggestion, color="C3", ls="--", label=f"suggestion {result.suggestion:.2e}"

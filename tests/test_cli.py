@@ -35,6 +35,40 @@ def test_train_prints_test_accuracy(capsys, model):
     assert _accuracy(out) > 0.4
 
 
+@needs_data
+def test_train_with_the_range_test_writes_its_plot_and_uses_the_suggestion(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "lr.png"
+    argv = [
+        "train",
+        "--epochs",
+        "1",
+        "--limit",
+        "2000",
+        "--validation",
+        "500",
+        "--lr",
+        "auto",
+        "--lr-find",
+        str(png),
+    ]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    m = re.search(r"Training with the suggested learning rate ([0-9.e+-]+)", out)
+    assert m, out
+    assert 1e-4 <= float(m.group(1)) <= 1e-1
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert _accuracy(out) > 0.4
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "fast", "nan"])
+def test_bad_learning_rate_is_a_usage_error(capsys, bad):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "--lr", bad])
+    assert e.value.code == 2
+    assert "expected a positive number or 'auto'" in capsys.readouterr().err
+
+
 def test_train_reports_missing_data_as_an_error(tmp_path, capsys):
     code = cli.main(["train", "--data", str(tmp_path), "--verbose", "0"])
     assert code == 2

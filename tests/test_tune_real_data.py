@@ -30,12 +30,6 @@ def compiled_cnn():
     return model
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: the steepest-descent suggestion is 1.4e-2 to 2.2e-2 for this CNN (seeds 0-2: "
-    "14-22x Adam's default 1e-3), outside the issue's factor of 10 (the valley rate, "
-    "1.2e-4 to 3.7e-4, is inside it but 1000x off on a linear regression)",
-)
 def test_lr_find_on_the_reference_cnn_suggests_near_adams_default(data, tmp_path):
     pytest.importorskip("matplotlib")
     x, y = data
@@ -48,14 +42,14 @@ def test_lr_find_on_the_reference_cnn_suggests_near_adams_default(data, tmp_path
         np.testing.assert_array_equal(a, b)
     result.plot(tmp_path / "lr.png")
     assert (tmp_path / "lr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert 1e-4 <= result.suggestion <= 1e-2, result.suggestion  # Adam's default is 1e-3
+    # Adam's default is 1e-3; measured 2.4e-3 to 3.0e-3 over seeds 0-2
+    assert 1e-4 <= result.suggestion <= 1e-2, result.suggestion
 
 
 def test_cross_validate_five_folds(data):
     x, y = data
     hpnn.utils.set_random_seed(0)
-    cv = hpnn.tune.cross_validate(compiled_cnn, x[:4000], y[:4000], k=5, epochs=1,
-                                  batch_size=64)
+    cv = hpnn.tune.cross_validate(compiled_cnn, x[:4000], y[:4000], k=5, epochs=1, batch_size=64)
     print(f"5-fold accuracy: {cv.mean['accuracy']:.3f} +- {cv.std['accuracy']:.3f}")
     assert len(cv.folds) == 5
     assert all(f["accuracy"] > 0.5 for f in cv.folds)  # chance is 0.1
