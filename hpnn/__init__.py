@@ -5,6 +5,7 @@
 
 from hpnn import (
     activations,
+    allocator,
     backend,
     callbacks,
     datasets,
@@ -27,6 +28,8 @@ from hpnn.engine import Tensor, no_grad
 from hpnn.layers.core import Input
 from hpnn.models import Model, Sequential
 
+allocator.configure()  # keep freed array memory for the next step (see hpnn.allocator)
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -36,6 +39,7 @@ __all__ = [
     "Tensor",
     "__version__",
     "activations",
+    "allocator",
     "backend",
     "callbacks",
     "datasets",
