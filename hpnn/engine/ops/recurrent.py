@@ -20,6 +20,7 @@ and the output repeats the previous state (zeros with ``zero_output_for_mask``).
 from __future__ import annotations
 
 from hpnn.backend import get_xp
+from hpnn.engine import kernels
 from hpnn.engine.ops.recurrent_base import Recurrent, activate, run, times_derivative, ungate
 
 
@@ -74,6 +75,17 @@ class LSTM(Recurrent):
         tcs = xp.empty((t, n, u), dtype=hs.dtype)  # act(c_t)
         hs[0], cs[0] = states
         tmp, tmp_u = xp.empty((4, n, u), dtype=hs.dtype), xp.empty((n, u), dtype=hs.dtype)
+        self.kern = self._kernels(z_all, self.r4)
+        if self.kern is not None:  # one compiled pass per step (hpnn.engine.kernels)
+            m = n * u
+            z3, rec = z_all.reshape(4, t, m), tmp.reshape(4, m)
+            cs2, tcs2, hs2 = cs.reshape(t + 1, m), tcs.reshape(t, m), hs.reshape(t + 1, m)
+            for s in range(t):
+                xp.matmul(hs[s], self.r4, out=tmp)
+                self.kern.lstm_forward(z3, s, rec, cs2, tcs2, hs2)
+                self._carry_masked(s, (hs[s + 1], hs[s]), (cs[s + 1], cs[s]))
+            self.z, self.cs, self.tcs = z_all, cs, tcs
+            return
         for s in range(t):
             z = z_all[:, s]
             xp.matmul(hs[s], self.r4, out=tmp)
@@ -91,13 +103,49 @@ class LSTM(Recurrent):
             self._carry_masked(s, (hs[s + 1], hs[s]), (c, cs[s]))
         self.z, self.cs, self.tcs = z_all, cs, tcs
 
+    def _bptt_compiled(self, dseq, dh, dc):
+        """BPTT with the compiled kernel; the gradients come out as ``(T, N, 4U)``, gates
+        side by side, so each step's ``dh`` and every weight gradient is one 2-D matmul."""
+        xp = get_xp(dh)
+        _, t, n, u = self.z.shape
+        m = n * u
+        z3, cs2, tcs2 = self.z.reshape(4, t, m), self.cs.reshape(t + 1, m), self.tcs.reshape(t, m)
+        d = xp.empty((t, n, 4 * u), dtype=dh.dtype)
+        scratch = xp.empty((4, u), dtype=dh.dtype)
+        rk_t = xp.ascontiguousarray(self.recurrent_kernel.T)  # (4U, U)
+        dh1, dc1 = dh.reshape(m), dc.reshape(m)
+        pass_h, pass_c = xp.empty_like(dh), xp.empty_like(dc)
+        for s in range(t - 1, -1, -1):
+            if dseq is not None:
+                dh += dseq[s]
+            if self.mf is not None:
+                self._split_masked(s, dh, pass_h)
+                self._split_masked(s, dc, pass_c)
+            self.kern.lstm_backward(z3, s, cs2, tcs2, dh1, dc1, d[s], scratch)
+            xp.matmul(d[s], rk_t, out=dh)
+            if self.mf is not None:
+                dh += pass_h
+                dc += pass_c
+        g_rk = None
+        if self.needs_input_grad[2]:
+            g_rk = xp.matmul(self.hs[:t].reshape(t * n, u).T, d.reshape(t * n, 4 * u))
+        return d, g_rk, None, [dh, dc]
+
+    def _kernels(self, *arrays):
+        """The compiled kernels when they apply (float32 NumPy, default activations)."""
+        if (self.act, self.rec_act) != ("tanh", "sigmoid"):
+            return None
+        return kernels.recurrent(*arrays)
+
     def _final_states(self):
         return [self.hs[-1], self.cs[-1]]
 
     def _bptt(self, dseq, carry):
+        dh, dc = carry
+        if self.kern is not None:
+            return self._bptt_compiled(dseq, dh, dc)
         xp = get_xp(self.z)
         _, t, n, u = self.z.shape
-        dh, dc = carry
         d_all = xp.empty_like(self.z)
         tmp_g = xp.empty((4, n, u), dtype=dh.dtype)
         tmp, tmp2 = xp.empty_like(dh), xp.empty_like(dh)

@@ -103,13 +103,21 @@ class Recurrent(Function):
         self.shape = (n, t, f, u)
         self._prepare_mask(xp, x.dtype)
         xs = x[:, ::-1] if self.go_backwards else x
-        self.xt = xs.transpose(1, 0, 2).reshape(t * n, f)  # time-major copy
-        self.w4 = xp.ascontiguousarray(kernel.reshape(f, g, u).transpose(1, 0, 2))
-        self.r4 = xp.ascontiguousarray(recurrent_kernel.reshape(u, g, u).transpose(1, 0, 2))
-        xw = xp.matmul(self.xt, self.w4)  # every step's input projection: (G, T*N, U)
         in_bias = self._input_bias(bias)
+        # Time-major inputs, with a column of ones when there is an input bias: the bias
+        # then rides in the projection's matmul as one more kernel row, and its gradient
+        # comes out of the kernel gradient's matmul (no broadcast add, no separate sum).
+        k = f + (in_bias is not None)
+        self.xt = xp.empty((t * n, k), dtype=x.dtype)
+        xp.copyto(self.xt.reshape(t, n, k)[:, :, :f], xs.transpose(1, 0, 2))
+        w4 = xp.empty((g, k, u), dtype=x.dtype)
+        w4[:, :f] = kernel.reshape(f, g, u).transpose(1, 0, 2)
         if in_bias is not None:
-            xw += in_bias.reshape(g, 1, u)
+            self.xt[:, f] = 1
+            w4[:, f] = in_bias.reshape(g, u)
+        self.w4, self.kernel, self.recurrent_kernel = w4, kernel, recurrent_kernel
+        self.r4 = xp.ascontiguousarray(recurrent_kernel.reshape(u, g, u).transpose(1, 0, 2))
+        xw = xp.matmul(self.xt, w4)  # every step's input projection: (G, T*N, U)
         self.hs = xp.empty((t + 1, n, u), dtype=x.dtype)
         states = list(init) + [
             xp.zeros((n, u), dtype=x.dtype) for _ in range(self.n_states - len(init))
@@ -175,28 +183,48 @@ class Recurrent(Function):
         else:
             g_last = g_main.reshape(n, u)
             carry[0] += g_last if zero_mask is None else g_last * zero_mask[-1]
-        self.rk4_t = xp.ascontiguousarray(self.r4.transpose(0, 2, 1))
+        if getattr(self, "kern", None) is None:
+            self.rk4_t = xp.ascontiguousarray(self.r4.transpose(0, 2, 1))
         dz, g_rk, g_rbias, d_init = self._bptt(dseq, carry)
         return self._input_grads(xp, dz, g_rk, g_rbias, d_init)
 
     def _input_grads(self, xp, dz, g_rk, g_rbias, d_init):
+        """Input, kernel and bias gradients from the pre-activation gradients ``dz``:
+        gate-major ``(G, T, N, U)``, or ``(T, N, G*U)`` with the gates side by side as in
+        Keras' kernel (what the compiled LSTM writes), where each is one 2-D matmul."""
         n, t, f, u = self.shape
         need, g = self.needs_input_grad, self.gates
-        dz2 = dz.reshape(g, t * n, u)
         gx = gk = gb = None
+        want_b = self.has_bias and need[3]
+        if dz.ndim == 3:
+            d2 = dz.reshape(t * n, g * u)
+            if need[0]:
+                gx = xp.matmul(d2, self.kernel.T).reshape(t, n, f).transpose(1, 0, 2)
+                if self.go_backwards:
+                    gx = gx[:, ::-1]
+            if need[1] or want_b:
+                gkb = xp.matmul(self.xt.T, d2)  # (F[+1], G*U): kernel, then input bias
+                gk = gkb[:f] if need[1] else None
+                gb = gkb[f] if want_b and self.xt.shape[1] > f else None
+            grads = [gx, gk, g_rk] + ([gb] if self.has_bias else [])
+            return tuple(grads + list(d_init[: self.n_init]))
+        dz2 = dz.reshape(g, t * n, u)
         if need[0]:
-            gx = xp.matmul(dz2, self.w4.transpose(0, 2, 1)).sum(axis=0)
+            gx = xp.matmul(dz2, self.w4[:, :f].transpose(0, 2, 1)).sum(axis=0)
             gx = gx.reshape(t, n, f).transpose(1, 0, 2)
             if self.go_backwards:
                 gx = gx[:, ::-1]
-        if need[1]:
-            gk = ungate(xp.matmul(self.xt.T, dz2))
+        if need[1] or want_b:
+            # (G, F[+1], U): the kernel's gradient, and the input bias's in the last row
+            gkb = xp.matmul(self.xt.T, dz2)
+            if need[1]:
+                gk = ungate(gkb[:, :f])
+            if want_b:
+                gb = gkb[:, f].reshape(g * u) if self.xt.shape[1] > f else None
+                if g_rbias is not None:
+                    gb = g_rbias if gb is None else xp.stack([gb, g_rbias])
         grads = [gx, gk, g_rk]
         if self.has_bias:
-            if need[3]:
-                gb = dz2.sum(axis=1).reshape(g * u)
-                if g_rbias is not None:
-                    gb = xp.stack([gb, g_rbias])
             grads.append(gb)
         grads += list(d_init[: self.n_init])
         return tuple(grads)
