@@ -77,11 +77,13 @@ def train_step(model, comm, xb, yb, n_global: int) -> float:
         for m, (t0, c0) in zip(model.metrics, metric_before, strict=True)
         for x in (m.total - t0, m.count - c0)
     ]
-    buf = np.zeros(sum(sizes) + len(extras), dtype=np.float64 if _any64(variables) else np.float32)
+    buf = _flat_buffer(model, sum(sizes), np.float64 if _any64(variables) else np.float32)
     offset = 0
     for v, n in zip(variables, sizes, strict=True):
         if v.grad is not None:
             buf[offset : offset + n] = to_numpy(v.grad).ravel()
+        else:
+            buf[offset : offset + n] = 0
         offset += n
     # Loss and metric sums travel in float64 next to the float32 gradients.
     tail = np.asarray(extras, dtype=np.float64)
@@ -99,6 +101,15 @@ def train_step(model, comm, xb, yb, n_global: int) -> float:
     for i, (m, (t0, c0)) in enumerate(zip(model.metrics, metric_before, strict=True)):
         m.total, m.count = t0 + float(tail[1 + 2 * i]), c0 + float(tail[2 + 2 * i])
     return float(tail[0]) / n_global
+
+
+def _flat_buffer(model, size: int, dtype) -> np.ndarray:
+    """The model's gradient buffer for the allreduce, kept from step to step."""
+    buf = getattr(model, "_dp_grad_buffer", None)
+    if buf is None or buf.size != size or buf.dtype != dtype:
+        buf = np.empty(size, dtype=dtype)
+        model._dp_grad_buffer = buf
+    return buf
 
 
 def _any64(variables) -> bool:
