@@ -81,6 +81,54 @@ class TestConv2D(OpTest):
         return conv2d_naive(x, w, b, self.strides, self.padding)
 
 
+# How Conv2D lays out and batches its columns: (TAP_MAJOR_BELOW, CHUNK_BYTES, KEEP_BYTES).
+# CHUNK_BYTES "two" budgets two samples' columns, so batches of 3 and 5 end on an odd chunk.
+LAYOUTS = {
+    "tap-major": (10**9, None, None),
+    "rows": (0, None, None),
+    "rows-chunk1-rebuilt": (0, 1, 0),
+    "rows-chunk2-rebuilt": (0, "two", 0),
+    "rows-chunk2-kept": (0, "two", 10**9),
+}
+
+
+class TestConv2DLayouts(TestConv2D):
+    """The same cases through every column layout and chunking of Conv2D."""
+
+    cases = [*TestConv2D.cases, (rand(5, 4, 6, 2, seed=13), rand(2, 2, 2, 3, seed=14), rand(3))]
+
+    @pytest.fixture(autouse=True, params=list(LAYOUTS), ids=list(LAYOUTS))
+    def _layout(self, request, monkeypatch):
+        from hpnn.engine.ops import conv
+
+        tap, chunk, keep = LAYOUTS[request.param]
+        monkeypatch.setattr(conv, "TAP_MAJOR_BELOW", tap)
+        if keep is not None:
+            monkeypatch.setattr(conv, "KEEP_BYTES", keep)
+        if chunk is None:
+            return
+        real = conv.Conv2D.forward
+
+        def forward(f, x, w, b=None):
+            oh, ow = conv_output_hw(x.shape, w.shape, f.strides, f.padding)
+            per_sample = 4 * (w.shape[0] * w.shape[1] * w.shape[2] + (b is not None)) * oh * ow
+            monkeypatch.setattr(conv, "CHUNK_BYTES", 1 if chunk == 1 else 2 * per_sample)
+            y = real(f, x, w, b)
+            assert f.chunk == (1 if chunk == 1 else min(2, x.shape[0]))
+            assert (f.cols is None) == (keep == 0)
+            return y
+
+        monkeypatch.setattr(conv.Conv2D, "forward", forward)
+
+
+def conv_output_hw(x_shape, w_shape, strides, padding):
+    from hpnn.engine.ops.conv import conv_output_length
+
+    return tuple(
+        conv_output_length(x_shape[1 + i], w_shape[i], strides[i], padding) for i in range(2)
+    )
+
+
 @pytest.mark.parametrize(("strides", "padding"), CONFIGS, ids=[config_id(c) for c in CONFIGS])
 def test_conv2d_without_input_gradient(strides, padding):
     x, w, b = rand(2, 5, 7, 3), rand(2, 3, 3, 2, seed=1), rand(2, seed=2)
@@ -170,6 +218,7 @@ def test_conv2d_on_any_strided_view_equals_on_a_copy(make_view):
     w = r.standard_normal((3, 2, x.shape[-1], 4)).astype(np.float32)
     for strides, padding in (((1, 1), "valid"), ((2, 1), "same")):
         got = ops.conv2d(Tensor(x), Tensor(w), strides=strides, padding=padding).data
-        want = ops.conv2d(Tensor(np.array(x, order="C")), Tensor(w), strides=strides,
-                      padding=padding).data
+        want = ops.conv2d(
+            Tensor(np.array(x, order="C")), Tensor(w), strides=strides, padding=padding
+        ).data
         np.testing.assert_array_equal(got, want)

@@ -106,3 +106,58 @@ def test_import_hpnn_does_not_import_numba():
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+# -- max pooling ------------------------------------------------------------------------------
+
+
+def run_pool(x, pool_size, strides, grad_seed=0):
+    xt = Tensor(x, requires_grad=True)
+    y = ops.max_pool2d(xt, pool_size, strides)
+    g = np.random.default_rng(grad_seed).standard_normal(y.shape).astype(np.float32)
+    y.backward(g)
+    return y.numpy(), xt.grad
+
+
+@pytest.mark.parametrize(
+    ("shape", "pool_size", "strides"),
+    [
+        ((3, 26, 26, 32), (2, 2), (2, 2)),  # tiles the input (the reference CNN's first pool)
+        ((3, 11, 11, 32), (2, 2), (2, 2)),  # a row and a column left over
+        ((2, 9, 7, 5), (3, 3), (2, 2)),  # overlapping windows
+        ((2, 8, 9, 3), (2, 3), (1, 3)),
+    ],
+)
+def test_compiled_max_pool_matches_the_numpy_path(monkeypatch, shape, pool_size, strides):
+    pytest.importorskip("numba")
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(shape).astype(np.float32)
+    x[0, :2, :2, 0] = 1.5  # a tie: the first tap in row-major order wins
+    x[1, 0, 0, 1] = np.nan
+    monkeypatch.setenv("HPNN_JIT", "1")
+    y_jit, g_jit = run_pool(x, pool_size, strides)
+    monkeypatch.setenv("HPNN_JIT", "0")
+    y_np, g_np = run_pool(x, pool_size, strides)
+    np.testing.assert_array_equal(y_jit, y_np)  # NaN in the same places
+    if pool_size == strides:
+        np.testing.assert_array_equal(g_jit, g_np)
+    else:  # overlapping windows add into one input in another order: rounding only
+        np.testing.assert_allclose(g_jit, g_np, rtol=1e-6, atol=0)
+    assert np.isnan(y_jit[1, 0, 0, 1])
+
+
+def test_compiled_max_pool_is_used_for_float32_valid_windows(monkeypatch):
+    pytest.importorskip("numba")
+    from hpnn.engine.ops.pool import MaxPool2D
+
+    monkeypatch.setenv("HPNN_JIT", "1")
+    x = np.zeros((1, 4, 4, 2), np.float32)
+    f = MaxPool2D((2, 2), (2, 2), "valid")
+    f(Tensor(x))
+    assert f.kern is not None
+    f = MaxPool2D((2, 2), (2, 2), "same")
+    f(Tensor(np.zeros((1, 5, 5, 2), np.float32)))
+    assert f.kern is None  # padded windows take the NumPy path
+    f = MaxPool2D((2, 2), (2, 2), "valid")
+    f(Tensor(x.astype(np.float64)))
+    assert f.kern is None

@@ -37,14 +37,23 @@ def enabled() -> bool:
     return _modules["numba"] is not None
 
 
-def recurrent(*arrays):
-    """The module of compiled recurrent kernels, or None where they do not apply."""
+def _load(name, arrays):
     if not all(isinstance(a, np.ndarray) and a.dtype == np.float32 for a in arrays):
         return None
     if not enabled():
         return None
-    if "recurrent" not in _modules:
-        from hpnn.engine.kernels import rnn as module
+    if name not in _modules:
+        import importlib
 
-        _modules["recurrent"] = module
-    return _modules["recurrent"]
+        _modules[name] = importlib.import_module(f"hpnn.engine.kernels.{name}")
+    return _modules[name]
+
+
+def recurrent(*arrays):
+    """The module of compiled recurrent kernels (``rnn``), or None where they do not apply."""
+    return _load("rnn", arrays)
+
+
+def pooling(*arrays):
+    """The module of compiled pooling kernels (``pool``), or None where they do not apply."""
+    return _load("pool", arrays)

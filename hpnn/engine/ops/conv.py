@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy
+
 from hpnn.backend import get_xp
 from hpnn.engine.tensor import Function, Tensor
 
@@ -34,14 +36,31 @@ def pad_hw(x, pads, value=0.0):
     return out
 
 
+# Samples per chunk are chosen so that a chunk's column matrix is about this many bytes:
+# im2col writes it and the matmul reads it back while it is still in cache.
+CHUNK_BYTES = 2 << 20
+KEEP_BYTES = 8 << 20  # columns up to this size are kept for backward, larger ones rebuilt
+TAP_MAJOR_BELOW = 16  # KW * C under this: tap-major columns (see Conv2D.forward)
+
+
 class Conv2D(Function):
-    """``y[n, i, j, o] = sum_{p, q, c} x[n, i*s + p, j*s + q, c] * w[p, q, c, o] + b[o]``."""
+    """``y[n, i, j, o] = sum_{p, q, c} x[n, i*s + p, j*s + q, c] * w[p, q, c, o] + b[o]``.
+
+    im2col + one matmul. The column matrix carries a column of ones when there is a
+    bias, so the bias rides in the matmul (and its gradient in the kernel gradient's
+    matmul). On NumPy the batch runs in chunks sized to stay in cache
+    (``CHUNK_BYTES``): each chunk's columns are written and at once multiplied; columns
+    over ``KEEP_BYTES`` in all are not kept but rebuilt chunk by chunk in backward,
+    where each chunk's kernel and input gradients are formed in cache too. With few
+    channels the columns are tap-major instead, ``(K, N*OH*OW)``.
+    """
 
     def __init__(self, strides=(1, 1), padding="valid"):
         self.strides = strides
         self.padding = padding
 
     def forward(self, x, w, b=None):
+        xp = get_xp(x)
         n, h, wd, c = x.shape
         kh, kw, _, o = w.shape
         sh, sw = self.strides
@@ -49,41 +68,92 @@ class Conv2D(Function):
         xp_ = pad_hw(x, self.pads)
         oh = (xp_.shape[1] - kh) // sh + 1
         ow = (xp_.shape[2] - kw) // sw + 1
-        cols = im2col(xp_, kh, kw, sh, sw, oh, ow).reshape(n * oh * ow, kh * kw * c)
-        y = cols @ w.reshape(kh * kw * c, o)
+        k = kh * kw * c
+        kb = k + (b is not None)
+        w2 = xp.empty((kb, o), dtype=x.dtype)  # the kernel as a matrix, then the bias row
+        w2[:k] = w.reshape(k, o)
         if b is not None:
-            y += b
-        self.cols, self.w = cols, w
+            w2[k] = b
+        per = oh * ow
+        self.chunk, self.xp_, self.w, self.w2, self.cols, self.cols_t = n, xp_, w, w2, None, None
+        if kw * c < TAP_MAJOR_BELOW:
+            # Few channels (a first layer): the columns tap-major, (K, N*OH*OW), one slice
+            # copy per tap; a patch row of K floats would be too short to copy fast.
+            cols_t = xp.empty((kb, n, oh, ow), dtype=x.dtype)
+            for p in range(kh):
+                for q in range(kw):
+                    tap = xp_[:, p : p + sh * oh : sh, q : q + sw * ow : sw, :]
+                    cols_t[(p * kw + q) * c : (p * kw + q + 1) * c] = tap.transpose(3, 0, 1, 2)
+            if b is not None:
+                cols_t[k] = 1
+            self.cols_t = cols_t.reshape(kb, n * per)
+            y = self.cols_t.T @ w2
+        else:
+            keep = xp is not numpy or 4 * kb * per * n <= KEEP_BYTES
+            chunk = n if xp is not numpy else max(1, min(n, CHUNK_BYTES // (4 * kb * per)))
+            cols = xp.empty(((n if keep else chunk) * per, kb), dtype=x.dtype)
+            if b is not None:
+                cols[:, k] = 1
+            y = xp.empty((n * per, o), dtype=x.dtype)
+            for s in range(0, n, chunk):
+                m = min(chunk, n - s)
+                part = cols[s * per : (s + m) * per] if keep else cols[: m * per]
+                im2col_into(part, xp_[s : s + m], kh, kw, sh, sw, oh, ow)
+                xp.matmul(part, w2, out=y[s * per : (s + m) * per])
+            self.chunk, self.cols = chunk, cols if keep else None  # else rebuilt in backward
         self.x_shape, self.padded_shape, self.out_hw = x.shape, xp_.shape, (oh, ow)
         return y.reshape(n, oh, ow, o)
 
     def backward(self, gy):
-        _kh, _kw, _c, o = self.w.shape
-        gy2 = gy.reshape(-1, o)
-        gw = (self.cols.T @ gy2).reshape(self.w.shape) if self.needs_input_grad[1] else None
-        gx = self._input_grad(gy2) if self.needs_input_grad[0] else None
-        if len(self.needs_input_grad) == 3:
-            return gx, gw, gy2.sum(axis=0) if self.needs_input_grad[2] else None
-        return gx, gw
-
-    def _input_grad(self, gy2):
-        xp = get_xp(gy2)
+        xp = get_xp(gy)
         kh, kw, c, o = self.w.shape
-        n = self.x_shape[0]
-        oh, ow = self.out_hw
         sh, sw = self.strides
-        # One (N*OH*OW, O) @ (O, C) product per tap into a reused buffer, added into its
-        # strided window: each product stays in cache, and each weight slab is contiguous.
-        wt = xp.ascontiguousarray(self.w.reshape(kh * kw, c, o).transpose(0, 2, 1))
-        buf = xp.empty((gy2.shape[0], c), dtype=gy2.dtype)
-        gxp = xp.zeros(self.padded_shape, dtype=gy2.dtype)
-        for p in range(kh):
-            for q in range(kw):
-                xp.matmul(gy2, wt[p * kw + q], out=buf)
-                gxp[:, p : p + sh * oh : sh, q : q + sw * ow : sw, :] += buf.reshape(n, oh, ow, c)
-        (pt, _), (pl, _) = self.pads
-        h, wd = self.x_shape[1:3]
-        return gxp[:, pt : pt + h, pl : pl + wd]
+        oh, ow = self.out_hw
+        n, per, k, chunk = self.x_shape[0], oh * ow, kh * kw * c, self.chunk
+        need = self.needs_input_grad
+        want_w = need[1] or (len(need) == 3 and need[2])
+        gy2 = gy.reshape(n * per, o)
+        g2 = xp.zeros(self.w2.shape, dtype=gy.dtype) if want_w else None
+        gxp = buf = wt = None
+        if need[0]:
+            # One (rows, O) @ (O, C) product per tap into a reused buffer, added into its
+            # strided window: each product stays in cache, each weight slab is contiguous.
+            wt = xp.ascontiguousarray(self.w.reshape(kh * kw, c, o).transpose(0, 2, 1))
+            buf = xp.empty((chunk * per, c), dtype=gy.dtype)
+            gxp = xp.zeros(self.padded_shape, dtype=gy.dtype)
+        cols = self.cols
+        if want_w and self.cols_t is not None:
+            xp.matmul(self.cols_t, gy2, out=g2)
+            want_w = False
+        elif cols is None and want_w:
+            cols = xp.empty((chunk * per, self.w2.shape[0]), dtype=gy.dtype)
+            if self.w2.shape[0] > k:
+                cols[:, k] = 1
+        for s in range(0, n, chunk):
+            m = min(chunk, n - s)
+            g = gy2[s * per : (s + m) * per]
+            if want_w:
+                if self.cols is None:
+                    im2col_into(cols, self.xp_[s : s + m], kh, kw, sh, sw, oh, ow)
+                    g2 += cols[: m * per].T @ g
+                else:
+                    g2 += cols[s * per : (s + m) * per].T @ g
+            if need[0]:
+                b = buf[: m * per]
+                for p in range(kh):
+                    for q in range(kw):
+                        xp.matmul(g, wt[p * kw + q], out=b)
+                        win = gxp[s : s + m, p : p + sh * oh : sh, q : q + sw * ow : sw, :]
+                        win += b.reshape(m, oh, ow, c)
+        gx = None
+        if need[0]:
+            (pt, _), (pl, _) = self.pads
+            h, wd = self.x_shape[1:3]
+            gx = gxp[:, pt : pt + h, pl : pl + wd]
+        gw = g2[:k].reshape(self.w.shape) if need[1] else None
+        if len(need) == 3:
+            return gx, gw, g2[k] if need[2] else None
+        return gx, gw
 
 
 def im2col(x, kh, kw, sh, sw, oh, ow):
@@ -93,16 +163,31 @@ def im2col(x, kh, kw, sh, sw, oh, ow):
     in memory, so the whole copy is one strided view copied in runs of KW*C floats
     (about 5x faster than KH*KW separate slice copies for the reference CNN).
     """
+    return get_xp(x).ascontiguousarray(_patches(x, kh, kw, sh, sw, oh, ow))
+
+
+def _patches(x, kh, kw, sh, sw, oh, ow):
+    """The ``(N, OH, OW, KH, KW*C)`` strided view of the patches (no copy)."""
     xp = get_xp(x)
     n, h, w, c = x.shape
     # Merge (W, C) into one axis first: its stride is then the element stride, whatever
     # strides the input had (a view such as x[..., None] has a 0 stride on C).
     rows = xp.ascontiguousarray(x).reshape(n, h, w * c)
     s_n, s_h, s_e = rows.strides
-    view = xp.lib.stride_tricks.as_strided(
+    return xp.lib.stride_tricks.as_strided(
         rows, shape=(n, oh, ow, kh, kw * c), strides=(s_n, sh * s_h, sw * c * s_e, s_h, s_e)
     )
-    return xp.ascontiguousarray(view)
+
+
+def im2col_into(cols, x, kh, kw, sh, sw, oh, ow):
+    """Write the patches of ``x`` (see :func:`im2col`) into the first
+    ``N*OH*OW`` rows and ``KH*KW*C`` columns of the matrix ``cols``."""
+    xp = get_xp(x)
+    n, _h, _w, c = x.shape
+    rows = n * oh * ow
+    dest = cols[:rows].reshape(n, oh, ow, cols.shape[1])[..., : kh * kw * c]
+    dest = dest.reshape(n, oh, ow, kh, kw * c)  # a view: the last axis is contiguous
+    xp.copyto(dest, _patches(x, kh, kw, sh, sw, oh, ow))
 
 
 def conv2d(x, w, b=None, strides=(1, 1), padding: str = "valid") -> Tensor:

@@ -8,6 +8,7 @@ exactly the reshape-to-6-D formulation.
 from __future__ import annotations
 
 from hpnn.backend import get_xp
+from hpnn.engine import kernels
 from hpnn.engine.ops.conv import pad_amounts, pad_hw
 from hpnn.engine.tensor import Function, Tensor
 
@@ -41,9 +42,25 @@ class _Pool2D(Function):
 
 
 class MaxPool2D(_Pool2D):
+    def _compiled(self, x, xp_):
+        """The compiled kernels when they apply: float32 NumPy, no padding, <= 255 taps."""
+        kh, kw = self.pool_size
+        if xp_.shape != x.shape or kh * kw > 255:
+            return None
+        return kernels.pooling(x)
+
     def forward(self, x):
         xp = get_xp(x)
         xp_ = self._setup(x, -xp.inf)
+        self.kern = self._compiled(x, xp_)
+        if self.kern is not None:  # one pass (hpnn.engine.kernels.pool)
+            (kh, kw), (sh, sw) = self.pool_size, self.strides
+            shape = (x.shape[0], self.oh, self.ow, x.shape[3])
+            y = xp.empty(shape, dtype=x.dtype)
+            idx = xp.empty(shape if self.needs_input_grad[0] else (0, 0, 0, 0), dtype=xp.uint8)
+            self.kern.max_pool_forward(x, kh, kw, sh, sw, y, idx)
+            self.idx = idx
+            return y
         taps = self._taps(xp_)
         y = next(taps).copy()
         if not self.needs_input_grad[0]:
@@ -66,6 +83,10 @@ class MaxPool2D(_Pool2D):
     def backward(self, gy):
         xp = get_xp(gy)
         (kh, kw), (sh, sw) = self.pool_size, self.strides
+        if self.kern is not None and isinstance(gy, type(self.idx)):
+            gx = xp.zeros(self.padded_shape, dtype=gy.dtype)
+            self.kern.max_pool_backward(xp.ascontiguousarray(gy), self.idx, kh, kw, sh, sw, gx)
+            return gx
         overlap = sh < kh or sw < kw
         tiles = (sh, sw) == (kh, kw) and self.padded_shape[1:3] == (sh * self.oh, sw * self.ow)
         # Windows that tile the input are written once each: no zero fill, no adds.
