@@ -161,3 +161,36 @@ def test_compiled_max_pool_is_used_for_float32_valid_windows(monkeypatch):
     f = MaxPool2D((2, 2), (2, 2), "valid")
     f(Tensor(x.astype(np.float64)))
     assert f.kern is None
+
+
+# -- convolution: the input gradient through the compiled col2im -----------------------------
+
+
+def run_conv(x, w, b, strides, padding, grad_seed=0):
+    ts = [Tensor(a, requires_grad=True) for a in (x, w, b)]
+    y = ops.conv2d(*ts, strides=strides, padding=padding)
+    y.backward(np.random.default_rng(grad_seed).standard_normal(y.shape).astype(np.float32))
+    return [y.numpy()] + [t.grad for t in ts]
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 2 << 20], ids=["chunk1", "whole"])
+@pytest.mark.parametrize(
+    ("strides", "padding"),
+    [((1, 1), "valid"), ((2, 2), "valid"), ((1, 1), "same"), ((2, 1), "same")],
+)
+def test_compiled_col2im_matches_the_numpy_path(monkeypatch, strides, padding, chunk_bytes):
+    pytest.importorskip("numba")
+    from hpnn.engine.ops import conv
+
+    monkeypatch.setattr(conv, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(conv, "KEEP_BYTES", 0)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 9, 8, 16)).astype(np.float32)  # KW*C >= 16: row-major columns
+    w = rng.standard_normal((3, 3, 16, 5)).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+    monkeypatch.setenv("HPNN_JIT", "1")
+    got = run_conv(x, w, b, strides, padding)
+    monkeypatch.setenv("HPNN_JIT", "0")
+    want = run_conv(x, w, b, strides, padding)
+    for a, e in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)

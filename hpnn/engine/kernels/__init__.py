@@ -57,3 +57,8 @@ def recurrent(*arrays):
 def pooling(*arrays):
     """The module of compiled pooling kernels (``pool``), or None where they do not apply."""
     return _load("pool", arrays)
+
+
+def convolution(*arrays):
+    """The module of compiled convolution kernels (``conv``), or None where they do not apply."""
+    return _load("conv", arrays)

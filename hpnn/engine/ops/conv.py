@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy
 
 from hpnn.backend import get_xp
+from hpnn.engine import kernels
 from hpnn.engine.tensor import Function, Tensor
 
 
@@ -114,13 +115,19 @@ class Conv2D(Function):
         want_w = need[1] or (len(need) == 3 and need[2])
         gy2 = gy.reshape(n * per, o)
         g2 = xp.zeros(self.w2.shape, dtype=gy.dtype) if want_w else None
-        gxp = buf = wt = None
+        gxp = buf = wt = kern = None
         if need[0]:
-            # One (rows, O) @ (O, C) product per tap into a reused buffer, added into its
-            # strided window: each product stays in cache, each weight slab is contiguous.
-            wt = xp.ascontiguousarray(self.w.reshape(kh * kw, c, o).transpose(0, 2, 1))
-            buf = xp.empty((chunk * per, c), dtype=gy.dtype)
             gxp = xp.zeros(self.padded_shape, dtype=gy.dtype)
+            kern = kernels.convolution(gy2, gxp)
+            if kern is not None:
+                # per chunk: one matmul back to columns, then one compiled scatter-add
+                wt = xp.ascontiguousarray(self.w.reshape(k, o).T)  # (O, K)
+                buf = xp.empty((chunk * per, k), dtype=gy.dtype)
+            else:
+                # one (rows, O) @ (O, C) product per tap into a reused buffer, added into its
+                # strided window: each stays in cache, each weight slab is contiguous
+                wt = xp.ascontiguousarray(self.w.reshape(kh * kw, c, o).transpose(0, 2, 1))
+                buf = xp.empty((chunk * per, c), dtype=gy.dtype)
         cols = self.cols
         if want_w and self.cols_t is not None:
             xp.matmul(self.cols_t, gy2, out=g2)
@@ -138,7 +145,11 @@ class Conv2D(Function):
                     g2 += cols[: m * per].T @ g
                 else:
                     g2 += cols[s * per : (s + m) * per].T @ g
-            if need[0]:
+            if kern is not None:
+                b = buf[: m * per]
+                xp.matmul(g, wt, out=b)
+                kern.col2im_add(b, kh, kw, sh, sw, oh, ow, gxp[s : s + m])
+            elif need[0]:
                 b = buf[: m * per]
                 for p in range(kh):
                     for q in range(kw):
