@@ -2,7 +2,8 @@
 
 ``Conv2D(activation="relu")`` followed by ``MaxPooling2D``: max pooling commutes
 with ReLU (both are monotone), so ``pool(relu(z)) == relu(pool(z))``, and the
-ReLU then runs on the pooled array, a quarter of the size for 2x2 pooling. The
+ReLU then runs inside the pooling pass (``max_pool2d(..., relu=True)``), on the
+pooled values, a quarter of the size for 2x2 pooling. The
 gradients agree too: where the window maximum is positive both route it to the
 same (first) maximal tap; where it is <= 0 both are 0.
 """
@@ -20,7 +21,7 @@ def conv_relu_maxpool(conv: Conv2D, pool: MaxPooling2D):
     def run(x, training=False):
         conv.check_input_shape(x.shape)
         z = ops.conv2d(x, conv.kernel, conv.bias, conv.strides, conv.padding)
-        return ops.relu(ops.max_pool2d(z, pool.pool_size, pool.strides, pool.padding))
+        return ops.max_pool2d(z, pool.pool_size, pool.strides, pool.padding, relu=True)
 
     return run
 
@@ -31,8 +32,12 @@ def plan(layers) -> list:
     while i < len(layers):
         a = layers[i]
         b = layers[i + 1] if i + 1 < len(layers) else None
-        if (type(a) is Conv2D and a.activation is activations.relu and a.built
-                and type(b) is MaxPooling2D):
+        if (
+            type(a) is Conv2D
+            and a.activation is activations.relu
+            and a.built
+            and type(b) is MaxPooling2D
+        ):
             steps.append(conv_relu_maxpool(a, b))
             i += 2
         else:

@@ -111,9 +111,9 @@ def test_import_hpnn_does_not_import_numba():
 # -- max pooling ------------------------------------------------------------------------------
 
 
-def run_pool(x, pool_size, strides, grad_seed=0):
+def run_pool(x, pool_size, strides, relu=False, grad_seed=0):
     xt = Tensor(x, requires_grad=True)
-    y = ops.max_pool2d(xt, pool_size, strides)
+    y = ops.max_pool2d(xt, pool_size, strides, relu=relu)
     g = np.random.default_rng(grad_seed).standard_normal(y.shape).astype(np.float32)
     y.backward(g)
     return y.numpy(), xt.grad
@@ -128,16 +128,19 @@ def run_pool(x, pool_size, strides, grad_seed=0):
         ((2, 8, 9, 3), (2, 3), (1, 3)),
     ],
 )
-def test_compiled_max_pool_matches_the_numpy_path(monkeypatch, shape, pool_size, strides):
+@pytest.mark.parametrize("relu", [False, True], ids=["pool", "pool+relu"])
+def test_compiled_max_pool_matches_the_numpy_path(monkeypatch, shape, pool_size, strides, relu):
     pytest.importorskip("numba")
     rng = np.random.default_rng(2)
     x = rng.standard_normal(shape).astype(np.float32)
     x[0, :2, :2, 0] = 1.5  # a tie: the first tap in row-major order wins
     x[1, 0, 0, 1] = np.nan
     monkeypatch.setenv("HPNN_JIT", "1")
-    y_jit, g_jit = run_pool(x, pool_size, strides)
+    y_jit, g_jit = run_pool(x, pool_size, strides, relu)
     monkeypatch.setenv("HPNN_JIT", "0")
-    y_np, g_np = run_pool(x, pool_size, strides)
+    y_np, g_np = run_pool(x, pool_size, strides, relu)
+    if relu:
+        assert (y_jit == 0).any()  # some windows were all negative
     np.testing.assert_array_equal(y_jit, y_np)  # NaN in the same places
     if pool_size == strides:
         np.testing.assert_array_equal(g_jit, g_np)

@@ -126,6 +126,19 @@ class TestMaxPool2D(_PoolTest):
         return self.naive(max_pool_naive, x)
 
 
+class TestMaxPool2DReLU(_PoolTest):
+    """``relu=True``: ReLU of the pooled values, with its gradient, from one pass."""
+
+    # distinct values around 0, none exactly 0 (the ReLU's kink): some windows are all < 0
+    cases = [(distinct(*s, seed=i) + 0.1 / np.prod(s),) for i, s in enumerate(SHAPES)]
+
+    def op(self, x):
+        return ops.max_pool2d(x, self.pool, self.strides, self.padding, relu=True)
+
+    def reference(self, x):
+        return np.maximum(self.naive(max_pool_naive, x), 0)
+
+
 class TestAveragePool2D(_PoolTest):
     cases = [(rand(*s, seed=i),) for i, s in enumerate(SHAPES)]
 

@@ -14,10 +14,12 @@ _jit = njit(fastmath=False, boundscheck=False, error_model="numpy", cache=True)
 
 
 @_jit
-def max_pool_forward(x, kh, kw, sh, sw, y, idx):
+def max_pool_forward(x, kh, kw, sh, sw, relu, y, idx):
     """``y[n, i, j, c]`` = max over the window; ``idx`` (uint8) = its tap ``p * kw + q``.
 
     x: ``(N, H, W, C)``; y, idx: ``(N, OH, OW, C)``; idx may be empty (not needed).
+    relu: also apply ReLU; a window whose maximum is not positive then outputs 0 and
+    gets ``idx`` 255 (no tap: no gradient). NaN stays NaN.
     """
     n_, oh, ow, c_ = y.shape
     want_idx = idx.size > 0
@@ -46,6 +48,13 @@ def max_pool_forward(x, kh, kw, sh, sw, y, idx):
                                 v = xr[c]
                                 if v > yr[c] or v != v:
                                     yr[c] = v
+                if relu:
+                    for c in range(c_):
+                        v = yr[c]
+                        if v <= 0:
+                            yr[c] = 0
+                            if want_idx:
+                                ir[c] = 255
 
 
 @_jit

@@ -42,6 +42,13 @@ class _Pool2D(Function):
 
 
 class MaxPool2D(_Pool2D):
+    """Max pooling; with ``relu=True`` it is ``relu(max_pool(x))`` in the same pass (a
+    window whose maximum is not positive then routes no gradient)."""
+
+    def __init__(self, pool_size, strides, padding, relu=False):
+        super().__init__(pool_size, strides, padding)
+        self.relu = relu
+
     def _compiled(self, x, xp_):
         """The compiled kernels when they apply: float32 NumPy, no padding, <= 255 taps."""
         kh, kw = self.pool_size
@@ -58,7 +65,7 @@ class MaxPool2D(_Pool2D):
             shape = (x.shape[0], self.oh, self.ow, x.shape[3])
             y = xp.empty(shape, dtype=x.dtype)
             idx = xp.empty(shape if self.needs_input_grad[0] else (0, 0, 0, 0), dtype=xp.uint8)
-            self.kern.max_pool_forward(x, kh, kw, sh, sw, y, idx)
+            self.kern.max_pool_forward(x, kh, kw, sh, sw, self.relu, y, idx)
             self.idx = idx
             return y
         taps = self._taps(xp_)
@@ -66,7 +73,7 @@ class MaxPool2D(_Pool2D):
         if not self.needs_input_grad[0]:
             for t in taps:
                 xp.maximum(y, t, out=y)
-            return y
+            return xp.maximum(y, 0, out=y) if self.relu else y
         # Record which tap holds the maximum (the first one on ties, as PyTorch and TF
         # do), in uint8 arithmetic: idx += (t > y) * (k - idx). Backward then needs
         # one compare per tap on this small array instead of re-reading the input.
@@ -77,6 +84,10 @@ class MaxPool2D(_Pool2D):
             d = xp.uint8(k) - idx
             d *= step
             idx += d
+        if self.relu:
+            off = y <= 0  # not positive (NaN stays)
+            y[off] = 0
+            idx[off] = 255  # matches no tap: no gradient
         self.idx = idx
         return y
 
@@ -127,9 +138,12 @@ class AvgPool2D(_Pool2D):
         return self._unpad(gxp)
 
 
-def max_pool2d(x, pool_size=(2, 2), strides=None, padding: str = "valid") -> Tensor:
-    """Max pooling over ``(N, H, W, C)``; ``strides`` defaults to ``pool_size``."""
-    return MaxPool2D(tuple(pool_size), tuple(strides or pool_size), padding)(x)
+def max_pool2d(x, pool_size=(2, 2), strides=None, padding: str = "valid", relu=False) -> Tensor:
+    """Max pooling over ``(N, H, W, C)``; ``strides`` defaults to ``pool_size``.
+
+    ``relu=True`` returns ``relu(max_pool2d(x))`` from the same pass.
+    """
+    return MaxPool2D(tuple(pool_size), tuple(strides or pool_size), padding, relu)(x)
 
 
 def average_pool2d(x, pool_size=(2, 2), strides=None, padding: str = "valid") -> Tensor:
