@@ -114,7 +114,7 @@ class Conv2D(Function):
         need = self.needs_input_grad
         want_w = need[1] or (len(need) == 3 and need[2])
         gy2 = gy.reshape(n * per, o)
-        g2 = xp.zeros(self.w2.shape, dtype=gy.dtype) if want_w else None
+        g2 = xp.zeros(self.w2.shape, dtype=gy.dtype) if want_w else None  # (K[+1], O)
         gxp = buf = wt = kern = None
         if need[0]:
             gxp = xp.zeros(self.padded_shape, dtype=gy.dtype)
@@ -132,19 +132,19 @@ class Conv2D(Function):
         if want_w and self.cols_t is not None:
             xp.matmul(self.cols_t, gy2, out=g2)
             want_w = False
-        elif cols is None and want_w:
+        elif want_w and cols is not None:  # kept: one matmul over the whole batch
+            xp.matmul(cols.T, gy2, out=g2)
+            want_w = False
+        elif want_w:
             cols = xp.empty((chunk * per, self.w2.shape[0]), dtype=gy.dtype)
             if self.w2.shape[0] > k:
                 cols[:, k] = 1
         for s in range(0, n, chunk):
             m = min(chunk, n - s)
             g = gy2[s * per : (s + m) * per]
-            if want_w:
-                if self.cols is None:
-                    im2col_into(cols, self.xp_[s : s + m], kh, kw, sh, sw, oh, ow)
-                    g2 += cols[: m * per].T @ g
-                else:
-                    g2 += cols[s * per : (s + m) * per].T @ g
+            if want_w:  # columns rebuilt chunk by chunk
+                im2col_into(cols, self.xp_[s : s + m], kh, kw, sh, sw, oh, ow)
+                g2 += cols[: m * per].T @ g
             if kern is not None:
                 b = buf[: m * per]
                 xp.matmul(g, wt, out=b)
