@@ -187,7 +187,10 @@ def print_memory(res) -> None:
                 ]
             )
     print(table(headers, rows))
-    print("baseline = interpreter + framework import + data, read right before building the model")
+    print(
+        "baseline = interpreter + framework import + data, read right before building the model"
+        " (hpnn's includes numba and its compiled kernels when numba is installed: ~120 MiB)"
+    )
     marks = [m for per_fw in res["memory"].values() for m in per_fw.values() if "error" not in m]
     if marks:
         inherited = max(m["inherited"] for m in marks)

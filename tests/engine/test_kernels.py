@@ -197,3 +197,46 @@ def test_compiled_col2im_matches_the_numpy_path(monkeypatch, strides, padding, c
     want = run_conv(x, w, b, strides, padding)
     for a, e in zip(got, want, strict=True):
         np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
+
+
+def test_warm_up_loads_every_signature_training_uses(monkeypatch):
+    pytest.importorskip("numba")
+    import hpnn
+    from hpnn import layers
+    from hpnn.engine.kernels import conv, pool, rnn
+
+    monkeypatch.setenv("HPNN_JIT", "1")
+    assert kernels.warm_up()
+    dispatchers = [
+        pool.max_pool_forward,
+        pool.max_pool_backward,
+        conv.col2im_add,
+        rnn.lstm_forward,
+        rnn.lstm_backward,
+    ]
+    before = [len(f.signatures) for f in dispatchers]
+    assert all(before)
+    rng = np.random.default_rng(0)
+    cnn = hpnn.Sequential(
+        [
+            hpnn.Input((12, 12, 1)),
+            layers.Conv2D(4, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(8, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Flatten(),
+            layers.Dense(3, activation="softmax"),
+        ]
+    )
+    cnn.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    cnn.train_on_batch(rng.random((4, 12, 12, 1), dtype=np.float32), np.array([0, 1, 2, 0]))
+    cnn.predict(rng.random((2, 12, 12, 1), dtype=np.float32), verbose=0)
+    rnn_model = hpnn.Sequential([hpnn.Input((5, 3)), layers.LSTM(4), layers.Dense(2)])
+    rnn_model.compile(optimizer="adam", loss="mse")
+    rnn_model.train_on_batch(rng.random((3, 5, 3), dtype=np.float32), np.zeros((3, 2), np.float32))
+    assert [len(f.signatures) for f in dispatchers] == before  # nothing compiled on first use
+
+
+def test_warm_up_is_a_no_op_when_switched_off(monkeypatch):
+    monkeypatch.setenv("HPNN_JIT", "0")
+    assert kernels.warm_up() is False
