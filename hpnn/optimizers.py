@@ -10,6 +10,7 @@ import math
 
 from hpnn import schedules  # noqa: F401  (keras.optimizers.schedules)
 from hpnn.backend import get_xp
+from hpnn.engine import kernels
 from hpnn.engine.tensor import Tensor
 
 
@@ -273,6 +274,20 @@ class Adam(Optimizer):
         b1, b2 = self.beta_1, self.beta_2
         lr_t = lr * math.sqrt(1 - b2**step) / (1 - b1**step)
         m, v, t = s["m"], s["v"], s["_tmp"]
+        kern = None if self.amsgrad else kernels.optimizer(w, g, m, v)
+        if kern is not None and w.flags.c_contiguous and g.flags.c_contiguous:
+            # the same arithmetic in one compiled pass (hpnn.engine.kernels.optim)
+            kern.adam_update(
+                w.reshape(-1),
+                g.reshape(-1),
+                m.reshape(-1),
+                v.reshape(-1),
+                f(b1),
+                f(1 - b2),
+                f(self.epsilon),
+                f(lr_t),
+            )
+            return
         # m = b1 * m + (1 - b1) * g, as m = b1 * (m - g) + g: in place, no temporaries
         m -= g
         m *= f(b1)

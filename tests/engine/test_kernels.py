@@ -240,3 +240,28 @@ def test_warm_up_loads_every_signature_training_uses(monkeypatch):
 def test_warm_up_is_a_no_op_when_switched_off(monkeypatch):
     monkeypatch.setenv("HPNN_JIT", "0")
     assert kernels.warm_up() is False
+
+
+# -- optimizer ---------------------------------------------------------------------------------
+
+
+def adam_run(monkeypatch, jit):
+    from hpnn import optimizers
+    from hpnn.engine.variable import Variable
+
+    monkeypatch.setenv("HPNN_JIT", "1" if jit else "0")
+    rng = np.random.default_rng(4)
+    variables = [Variable(rng.standard_normal(s).astype(np.float32)) for s in [(7, 5), (5,)]]
+    opt = optimizers.Adam(learning_rate=0.01)
+    for _ in range(5):
+        grads = [rng.standard_normal(v.shape).astype(np.float32) for v in variables]
+        opt.apply(grads, variables)
+    return [v.numpy().copy() for v in variables] + [a.copy() for a in opt.variables()]
+
+
+def test_compiled_adam_gives_the_numpy_numbers(monkeypatch):
+    pytest.importorskip("numba")
+    monkeypatch.setenv("HPNN_JIT", "1")
+    assert kernels.optimizer(np.zeros(1, np.float32)) is not None
+    for a, b in zip(adam_run(monkeypatch, True), adam_run(monkeypatch, False), strict=True):
+        np.testing.assert_array_equal(a, b)

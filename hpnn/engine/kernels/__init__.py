@@ -64,6 +64,11 @@ def convolution(*arrays):
     return _load("conv", arrays)
 
 
+def optimizer(*arrays):
+    """The module of compiled optimizer steps (``optim``), or None where they do not apply."""
+    return _load("optim", arrays)
+
+
 def warm_up() -> bool:
     """Import numba and load (or compile) every kernel now, for the argument types the
     ops use, instead of on first use; returns whether the kernels are enabled.
@@ -87,4 +92,6 @@ def warm_up() -> bool:
     s2, s1 = np.zeros((2, 1), f32), np.zeros((1, 1), f32)
     rnn.lstm_forward(z, 0, np.zeros((4, 1), f32), s2, s1, s2)
     rnn.lstm_backward(z, 0, s2, s1, np.zeros(1, f32), np.zeros(1, f32), d, np.zeros((4, 1), f32))
+    one = np.ones(1, f32)
+    _load("optim", ()).adam_update(one, one, one, one, f32(0.9), f32(1e-3), f32(1e-7), f32(0.0))
     return True
