@@ -23,8 +23,10 @@ def build(dropout=False, l2=False, augment=False):
     reg = regularizers.L2(1e-4) if l2 else None
     stack = [keras.Input(shape=(28, 28, 1))]
     if augment:
-        stack += [layers.RandomFlip("horizontal", seed=1),
-                  layers.RandomTranslation(0.1, 0.1, seed=2)]
+        stack += [
+            layers.RandomFlip("horizontal", seed=1),
+            layers.RandomTranslation(0.1, 0.1, seed=2),
+        ]
     stack += [
         layers.Conv2D(32, 3, activation="relu"),
         layers.MaxPooling2D(2),
@@ -56,23 +58,47 @@ def main():
         ("baseline", {}, []),
         ("+ dropout + L2", {"dropout": True, "l2": True}, []),
         ("+ augmentation", {"dropout": True, "l2": True, "augment": True}, []),
-        ("+ early stopping", {"dropout": True, "l2": True, "augment": True},
-         [keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=5,
-                                        restore_best_weights=True)]),
+        (
+            "+ early stopping",
+            {"dropout": True, "l2": True, "augment": True},
+            [
+                keras.callbacks.EarlyStopping(
+                    monitor="val_accuracy", patience=5, restore_best_weights=True
+                )
+            ],
+        ),
     ]
     rows = []
     for name, options, callbacks in steps:
         keras.utils.set_random_seed(0)
         model = build(**options)
-        hist = model.fit(x_train, y_train, epochs=args.epochs, batch_size=64, verbose=0,
-                         validation_data=(x_val, y_val), callbacks=callbacks)
+        hist = model.fit(
+            x_train,
+            y_train,
+            epochs=args.epochs,
+            batch_size=64,
+            verbose=0,
+            validation_data=(x_val, y_val),
+            callbacks=callbacks,
+        )
         h = hist.history
         _, test_acc = model.evaluate(x_test, y_test, batch_size=256, verbose=0)
-        rows.append((name, len(h["loss"]), h["accuracy"][-1], h["val_accuracy"][-1],
-                     max(h["val_accuracy"]), int(np.argmax(h["val_accuracy"])) + 1, test_acc))
+        rows.append(
+            (
+                name,
+                len(h["loss"]),
+                h["accuracy"][-1],
+                h["val_accuracy"][-1],
+                max(h["val_accuracy"]),
+                int(np.argmax(h["val_accuracy"])) + 1,
+                test_acc,
+            )
+        )
         print(f"{name}: {hist.diagnose()}", flush=True)
-    print(f"\n{'step':<18} {'epochs':>6} {'train acc':>9} {'val acc':>8} {'best val':>14} "
-          f"{'test acc':>8}")
+    print(
+        f"\n{'step':<18} {'epochs':>6} {'train acc':>9} {'val acc':>8} {'best val':>14} "
+        f"{'test acc':>8}"
+    )
     for name, n, tr, va, best, at, te in rows:
         print(f"{name:<18} {n:>6} {tr:>9.4f} {va:>8.4f} {best:>8.4f} (ep {at:>2}) {te:>8.4f}")
 

@@ -66,8 +66,11 @@ def write_archive(path, document: dict, arrays: dict[str, np.ndarray]) -> None:
     for name, a in arrays.items():
         data = _npy_bytes(np.asarray(a))
         members[f"arrays/{name}.npy"] = data
-        entries[name] = {"dtype": str(np.asarray(a).dtype), "shape": list(np.shape(a)),
-                         "sha256": hashlib.sha256(data).hexdigest()}
+        entries[name] = {
+            "dtype": str(np.asarray(a).dtype),
+            "shape": list(np.shape(a)),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
     manifest = {"format": FORMAT, "version": VERSION, "document": document, "arrays": entries}
     with atomic_write(path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as z:
         z.writestr("manifest.json", json.dumps(manifest, indent=1, sort_keys=True))
@@ -84,22 +87,33 @@ def read_archive(path) -> tuple[dict, dict[str, np.ndarray]]:
         with zipfile.ZipFile(path) as z:
             manifest = json.loads(z.read("manifest.json"))
             if manifest.get("format") != FORMAT:
-                raise ArchiveError(f"{path!r} is not an hpnn archive (format "
-                                   f"{manifest.get('format')!r}).")
+                raise ArchiveError(
+                    f"{path!r} is not an hpnn archive (format {manifest.get('format')!r})."
+                )
             if manifest.get("version", 0) > VERSION:
-                raise ArchiveError(f"{path!r} was written by a newer hpnn (archive version "
-                                   f"{manifest['version']}); upgrade hpnn to read it.")
+                raise ArchiveError(
+                    f"{path!r} was written by a newer hpnn (archive version "
+                    f"{manifest['version']}); upgrade hpnn to read it."
+                )
             arrays = {}
             for name, entry in manifest["arrays"].items():
                 data = z.read(f"arrays/{name}.npy")
                 if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-                    raise ArchiveError(f"{path!r}: array {name!r} fails its checksum: the file "
-                                       "is corrupted.")
+                    raise ArchiveError(
+                        f"{path!r}: array {name!r} fails its checksum: the file is corrupted."
+                    )
                 arrays[name] = np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
     except ArchiveError:
         raise
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, EOFError, ValueError,
-            zipfile.LargeZipFile, OSError) as e:
+    except (
+        zipfile.BadZipFile,
+        KeyError,
+        json.JSONDecodeError,
+        EOFError,
+        ValueError,
+        zipfile.LargeZipFile,
+        OSError,
+    ) as e:
         raise ArchiveError(
             f"{path!r} is truncated, corrupted, or not an hpnn file ({type(e).__name__}: {e})."
         ) from None

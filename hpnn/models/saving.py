@@ -82,11 +82,17 @@ def _compile_config(model) -> dict | None:
 def save_model(model, path) -> None:
     """Write architecture, weights, compile config and optimizer state to ``path``."""
     if not model.built:
-        raise ValueError(f"Model '{model.name}' is not built yet: nothing to save. Call it on "
-                         "data (fit, predict) or start it with hpnn.Input(...) first.")
+        raise ValueError(
+            f"Model '{model.name}' is not built yet: nothing to save. Call it on "
+            "data (fit, predict) or start it with hpnn.Input(...) first."
+        )
     arrays = {f"weight_{i}": w for i, w in enumerate(model.get_weights())}
-    document = {"kind": KIND_MODEL, "model": model_config(model),
-                "compile": _compile_config(model), "optimizer_iterations": 0}
+    document = {
+        "kind": KIND_MODEL,
+        "model": model_config(model),
+        "compile": _compile_config(model),
+        "optimizer_iterations": 0,
+    }
     if model.compiled and model.optimizer._slots:
         state = model.optimizer.variables()
         arrays.update({f"optimizer_{i}": to_numpy(s) for i, s in enumerate(state)})
@@ -108,8 +114,10 @@ def load_model(path, custom_objects=None, compile=True):  # noqa: A002 - Keras' 
     """Load a model written by ``model.save``; compiled with its optimizer state if it was."""
     document, arrays = read_archive(path)
     if document.get("kind") != KIND_MODEL:
-        raise ValueError(f"{str(path)!r} holds {document.get('kind')!r}, not a model: use "
-                         "model.load_weights() for a weights file.")
+        raise ValueError(
+            f"{str(path)!r} holds {document.get('kind')!r}, not a model: use "
+            "model.load_weights() for a weights file."
+        )
     model = model_from_config(document["model"], custom_objects)
     model.set_weights(_weights_from(arrays, "weight_"))
     cc = document.get("compile")
@@ -128,8 +136,9 @@ def load_model(path, custom_objects=None, compile=True):  # noqa: A002 - Keras' 
         n_slots = document.get("optimizer_slots")
         if n_slots:
             model.optimizer.build(model.trainable_weights)
-            model.optimizer.set_state(document["optimizer_iterations"],
-                                      _weights_from(arrays, "optimizer_", n_slots))
+            model.optimizer.set_state(
+                document["optimizer_iterations"], _weights_from(arrays, "optimizer_", n_slots)
+            )
     return model
 
 
@@ -137,8 +146,11 @@ def save_weights(model, path) -> None:
     """Write only the weights (in ``get_weights`` order) to ``path``, atomically."""
     weights = model.get_weights()
     shapes = [list(w.shape) for w in weights]
-    write_archive(path, {"kind": KIND_WEIGHTS, "shapes": shapes},
-                  {f"weight_{i}": w for i, w in enumerate(weights)})
+    write_archive(
+        path,
+        {"kind": KIND_WEIGHTS, "shapes": shapes},
+        {f"weight_{i}": w for i, w in enumerate(weights)},
+    )
 
 
 def load_weights(model, path) -> None:

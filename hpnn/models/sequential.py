@@ -67,8 +67,11 @@ class Sequential(Model):
 
     def _rebuild(self) -> None:
         """After add/pop: build again from the known input shape (Input, or the last call)."""
-        shape = self._input_layer.batch_shape if self._input_layer is not None else (
-            self.input_shape if self.built else None)
+        shape = (
+            self._input_layer.batch_shape
+            if self._input_layer is not None
+            else (self.input_shape if self.built else None)
+        )
         self.built = False
         if shape is not None:
             self.build_for(shape)

@@ -209,9 +209,7 @@ def test_lookup_order(tmp_path, monkeypatch):
         "cache": tmp_path / "xdg-cache" / "hpnn" / "datasets" / "fashion-mnist",
         "system": tmp_path / "system" / "fashion-mnist",
     }
-    data = {
-        key: write_dataset(root, seed=i) for i, (key, root) in enumerate(roots.items())
-    }
+    data = {key: write_dataset(root, seed=i) for i, (key, root) in enumerate(roots.items())}
     monkeypatch.setenv("HPNN_DATA", str(tmp_path / "env"))
     assert_loaded(fashion_mnist.load_data(path=roots["path"]), data["path"])
     assert_loaded(fashion_mnist.load_data(), data["env"])
@@ -240,9 +238,7 @@ def test_download_verifies_and_caches(tmp_path, monkeypatch):
     pin_checksums(monkeypatch, fashion_mnist, blobs)
     first, second = fashion_mnist._SPEC.mirrors
     # The first mirror is down; every file must come from the fallback.
-    requested = serve(
-        monkeypatch, {second + name: blob for name, blob in blobs.items()}
-    )
+    requested = serve(monkeypatch, {second + name: blob for name, blob in blobs.items()})
     assert_loaded(fashion_mnist.load_data(), data)
     assert requested == [m + n for n in FILENAMES for m in (first, second)]
     cache = cache_of(tmp_path, "fashion-mnist")
@@ -261,9 +257,7 @@ def test_download_only_fetches_missing_files(tmp_path, monkeypatch):
     cache.mkdir(parents=True)
     (cache / FILENAMES[0]).write_bytes(blobs[FILENAMES[0]])
     mirror = mnist._SPEC.mirrors[0]
-    requested = serve(
-        monkeypatch, {mirror + name: blob for name, blob in blobs.items()}
-    )
+    requested = serve(monkeypatch, {mirror + name: blob for name, blob in blobs.items()})
     assert_loaded(mnist.load_data(), data)
     assert requested == [mirror + name for name in FILENAMES[1:]]
 

@@ -22,16 +22,21 @@ def data(n, seed):
 
 def build():
     hpnn.utils.set_random_seed(7)
-    model = hpnn.Sequential([
-        hpnn.Input(shape=(8, 8, 1)),
-        layers.Conv2D(4, 3, activation="relu"),
-        layers.MaxPooling2D(2),
-        layers.Flatten(),
-        layers.Dense(8, activation="tanh", kernel_regularizer=hpnn.regularizers.L2(1e-3)),
-        layers.Dense(3, activation="softmax"),
-    ])
-    model.compile(optimizer=hpnn.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model = hpnn.Sequential(
+        [
+            hpnn.Input(shape=(8, 8, 1)),
+            layers.Conv2D(4, 3, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Flatten(),
+            layers.Dense(8, activation="tanh", kernel_regularizer=hpnn.regularizers.L2(1e-3)),
+            layers.Dense(3, activation="softmax"),
+        ]
+    )
+    model.compile(
+        optimizer=hpnn.optimizers.Adam(0.01),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     return model
 
 

@@ -55,9 +55,11 @@ def test_launch_detection(monkeypatch):
 
 
 def test_no_mpi_import_without_launch():
-    code = ("import sys, numpy as np, hpnn; m = hpnn.Sequential([hpnn.Input(shape=(2,)), "
-            "hpnn.layers.Dense(1)]); m.compile(loss='mse'); m.fit(np.ones((4, 2)), np.ones(4), "
-            "verbose=0); sys.exit('mpi4py' in sys.modules)")
+    code = (
+        "import sys, numpy as np, hpnn; m = hpnn.Sequential([hpnn.Input(shape=(2,)), "
+        "hpnn.layers.Dense(1)]); m.compile(loss='mse'); m.fit(np.ones((4, 2)), np.ones(4), "
+        "verbose=0); sys.exit('mpi4py' in sys.modules)"
+    )
     env = {k: v for k, v in os.environ.items() if k not in hpnn.distributed._LAUNCH_VARS}
     assert subprocess.run([sys.executable, "-c", code], env=env, timeout=120).returncode == 0
 

@@ -10,12 +10,14 @@ from hpnn.layers import Conv2D, Flatten, MaxPooling2D, fusion
 
 def _model(padding, pool, strides):
     hpnn.utils.set_random_seed(3)
-    return hpnn.Sequential([
-        hpnn.Input(shape=(9, 8, 2)),
-        Conv2D(4, 3, padding=padding, activation="relu", bias_initializer="ones"),
-        MaxPooling2D(pool, strides=strides, padding=padding),
-        Flatten(),
-    ])
+    return hpnn.Sequential(
+        [
+            hpnn.Input(shape=(9, 8, 2)),
+            Conv2D(4, 3, padding=padding, activation="relu", bias_initializer="ones"),
+            MaxPooling2D(pool, strides=strides, padding=padding),
+            Flatten(),
+        ]
+    )
 
 
 def _grads(model, x, layer_by_layer):
@@ -34,8 +36,10 @@ def _grads(model, x, layer_by_layer):
     return out
 
 
-@pytest.mark.parametrize(("padding", "pool", "strides"),
-                         [("valid", 2, None), ("same", 2, None), ("valid", 3, 2), ("same", 2, 1)])
+@pytest.mark.parametrize(
+    ("padding", "pool", "strides"),
+    [("valid", 2, None), ("same", 2, None), ("valid", 3, 2), ("same", 2, 1)],
+)
 def test_fused_matches_layer_by_layer(padding, pool, strides):
     model = _model(padding, pool, strides)
     assert not isinstance(model._steps[0], hpnn.layers.Layer), "the fusion did not apply"

@@ -12,18 +12,29 @@ from hpnn.io import ArchiveError
 
 def trained_cnn():
     hpnn.utils.set_random_seed(0)
-    model = hpnn.Sequential([
-        hpnn.Input(shape=(8, 8, 1)),
-        layers.Conv2D(4, 3, padding="same", activation="relu",
-                      kernel_regularizer=hpnn.regularizers.L2(1e-3)),
-        layers.MaxPooling2D(2),
-        layers.Dropout(0.25, seed=3),
-        layers.Flatten(),
-        layers.Dense(5, activation="softmax", kernel_initializer="he_normal",
-                     bias_regularizer="l1"),
-    ])
-    model.compile(optimizer=hpnn.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model = hpnn.Sequential(
+        [
+            hpnn.Input(shape=(8, 8, 1)),
+            layers.Conv2D(
+                4,
+                3,
+                padding="same",
+                activation="relu",
+                kernel_regularizer=hpnn.regularizers.L2(1e-3),
+            ),
+            layers.MaxPooling2D(2),
+            layers.Dropout(0.25, seed=3),
+            layers.Flatten(),
+            layers.Dense(
+                5, activation="softmax", kernel_initializer="he_normal", bias_regularizer="l1"
+            ),
+        ]
+    )
+    model.compile(
+        optimizer=hpnn.optimizers.Adam(0.01),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     rng = np.random.default_rng(0)
     x = rng.random((64, 8, 8, 1), dtype=np.float32)
     y = rng.integers(0, 5, 64)

@@ -31,13 +31,15 @@ def main(backup_dir, out, pause_epoch=None):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((240, 6, 6, 1)).astype("float32")
     y = (x.mean(axis=(1, 2, 3)) > 0).astype("int64")
-    model = hpnn.Sequential([
-        hpnn.Input(shape=(6, 6, 1)),
-        layers.Conv2D(3, 3, activation="relu"),
-        layers.Flatten(),
-        layers.Dropout(0.3),  # its random state must be restored too
-        layers.Dense(2, activation="softmax"),
-    ])
+    model = hpnn.Sequential(
+        [
+            hpnn.Input(shape=(6, 6, 1)),
+            layers.Conv2D(3, 3, activation="relu"),
+            layers.Flatten(),
+            layers.Dropout(0.3),  # its random state must be restored too
+            layers.Dense(2, activation="softmax"),
+        ]
+    )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     cbs = [hpnn.callbacks.BackupAndRestore(backup_dir)]
     if pause_epoch is not None:

@@ -20,8 +20,13 @@ WORKER = Path(__file__).parent / "resume_worker.py"
 
 def small_model(seed=0):
     hpnn.utils.set_random_seed(seed)
-    model = hpnn.Sequential([hpnn.Input(shape=(4,)), layers.Dense(8, activation="relu"),
-                             layers.Dense(3, activation="softmax")])
+    model = hpnn.Sequential(
+        [
+            hpnn.Input(shape=(4,)),
+            layers.Dense(8, activation="relu"),
+            layers.Dense(3, activation="softmax"),
+        ]
+    )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
@@ -52,10 +57,10 @@ def test_save_best_only_keeps_the_best_epoch(tmp_path, blobs):
     model = small_model()
     seen = []
     record = hpnn.callbacks.LambdaCallback(
-        on_epoch_end=lambda e, logs: seen.append((logs["val_loss"], model.get_weights())))
+        on_epoch_end=lambda e, logs: seen.append((logs["val_loss"], model.get_weights()))
+    )
     ck = ModelCheckpoint(path, monitor="val_loss", save_best_only=True, save_weights_only=True)
-    model.fit(x, y, epochs=4, validation_data=(x[:50], y[:50]), verbose=0,
-              callbacks=[ck, record])
+    model.fit(x, y, epochs=4, validation_data=(x[:50], y[:50]), verbose=0, callbacks=[ck, record])
     best_weights = min(seen, key=lambda t: t[0])[1]
     fresh = small_model(seed=5)
     fresh.load_weights(path)
@@ -66,11 +71,18 @@ def test_save_best_only_keeps_the_best_epoch(tmp_path, blobs):
 def test_unknown_monitor_and_template_key_raise(tmp_path, blobs):
     x, y = blobs
     with pytest.raises(ValueError, match="monitor='val_acc'"):
-        small_model().fit(x, y, verbose=0, callbacks=[
-            ModelCheckpoint(tmp_path / "a.hpnn", monitor="val_acc", save_best_only=True)])
+        small_model().fit(
+            x,
+            y,
+            verbose=0,
+            callbacks=[
+                ModelCheckpoint(tmp_path / "a.hpnn", monitor="val_acc", save_best_only=True)
+            ],
+        )
     with pytest.raises(ValueError, match="val_loss"):
-        small_model().fit(x, y, verbose=0,
-                          callbacks=[ModelCheckpoint(str(tmp_path / "{val_loss}.hpnn"))])
+        small_model().fit(
+            x, y, verbose=0, callbacks=[ModelCheckpoint(str(tmp_path / "{val_loss}.hpnn"))]
+        )
 
 
 def test_crash_mid_write_leaves_the_previous_file_intact(tmp_path, blobs, monkeypatch):
