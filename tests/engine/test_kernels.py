@@ -265,3 +265,18 @@ def test_compiled_adam_gives_the_numpy_numbers(monkeypatch):
     assert kernels.optimizer(np.zeros(1, np.float32)) is not None
     for a, b in zip(adam_run(monkeypatch, True), adam_run(monkeypatch, False), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_compiled_max_pool_takes_a_strided_view_without_a_new_compile(monkeypatch):
+    pytest.importorskip("numba")
+    from hpnn.engine.kernels import pool
+
+    monkeypatch.setenv("HPNN_JIT", "1")
+    kernels.warm_up()
+    count = len(pool.max_pool_forward.signatures)
+    base = np.random.default_rng(5).standard_normal((2, 3, 6, 6)).astype(np.float32)
+    view = base.transpose(0, 2, 3, 1)  # NCHW storage seen as NHWC: not C-contiguous
+    got = ops.max_pool2d(Tensor(view)).numpy()
+    monkeypatch.setenv("HPNN_JIT", "0")
+    np.testing.assert_array_equal(got, ops.max_pool2d(Tensor(view)).numpy())
+    assert len(pool.max_pool_forward.signatures) == count

@@ -65,6 +65,7 @@ class MaxPool2D(_Pool2D):
             shape = (x.shape[0], self.oh, self.ow, x.shape[3])
             y = xp.empty(shape, dtype=x.dtype)
             idx = xp.empty(shape if self.needs_input_grad[0] else (0, 0, 0, 0), dtype=xp.uint8)
+            x = xp.ascontiguousarray(x)  # one compiled signature (C order), as warm_up loads
             self.kern.max_pool_forward(x, kh, kw, sh, sw, self.relu, y, idx)
             self.idx = idx
             return y
