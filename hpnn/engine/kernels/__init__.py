@@ -85,7 +85,7 @@ def warm_up() -> bool:
     idx = np.zeros((1, 1, 1, 1), np.uint8)
     pool.max_pool_forward(x, 2, 2, 2, 2, False, y, idx)
     pool.max_pool_forward(x, 2, 2, 2, 2, False, y, np.zeros((0, 0, 0, 0), np.uint8))
-    pool.max_pool_backward(y, idx, 2, 2, 2, 2, x)
+    pool.max_pool_backward(y, idx, 2, 2, 2, 2, True, x)
     _load("conv", ()).col2im_add(np.zeros((1, 4), f32), 2, 2, 1, 1, 1, 1, x)
     rnn = _load("rnn", ())
     z, d = np.zeros((4, 1, 1), f32), np.zeros((1, 4), f32)

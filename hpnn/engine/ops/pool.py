@@ -95,9 +95,11 @@ class MaxPool2D(_Pool2D):
     def backward(self, gy):
         xp = get_xp(gy)
         (kh, kw), (sh, sw) = self.pool_size, self.strides
-        if self.kern is not None and isinstance(gy, type(self.idx)):
-            gx = xp.zeros(self.padded_shape, dtype=gy.dtype)
-            self.kern.max_pool_backward(xp.ascontiguousarray(gy), self.idx, kh, kw, sh, sw, gx)
+        if self.kern is not None and isinstance(gy, type(self.idx)) and gy.dtype == xp.float32:
+            tiles = (sh, sw) == (kh, kw) and self.padded_shape[1:3] == (kh * self.oh, kw * self.ow)
+            gx = (xp.empty if tiles else xp.zeros)(self.padded_shape, dtype=gy.dtype)
+            gy = xp.ascontiguousarray(gy)
+            self.kern.max_pool_backward(gy, self.idx, kh, kw, sh, sw, tiles, gx)
             return gx
         overlap = sh < kh or sw < kw
         tiles = (sh, sw) == (kh, kw) and self.padded_shape[1:3] == (sh * self.oh, sw * self.ow)
