@@ -129,7 +129,7 @@ def run_pool(x, pool_size, strides, relu=False, grad_seed=0):
     ],
 )
 @pytest.mark.parametrize("relu", [False, True], ids=["pool", "pool+relu"])
-def test_compiled_max_pool_matches_the_numpy_path(monkeypatch, shape, pool_size, strides, relu):
+def test_compiled_max_pool_gives_the_numpy_numbers(monkeypatch, shape, pool_size, strides, relu):
     pytest.importorskip("numba")
     rng = np.random.default_rng(2)
     x = rng.standard_normal(shape).astype(np.float32)
@@ -142,10 +142,7 @@ def test_compiled_max_pool_matches_the_numpy_path(monkeypatch, shape, pool_size,
     if relu:
         assert (y_jit == 0).any()  # some windows were all negative
     np.testing.assert_array_equal(y_jit, y_np)  # NaN in the same places
-    if pool_size == strides:
-        np.testing.assert_array_equal(g_jit, g_np)
-    else:  # overlapping windows add into one input in another order: rounding only
-        np.testing.assert_allclose(g_jit, g_np, rtol=1e-6, atol=0)
+    np.testing.assert_array_equal(g_jit, g_np)  # overlapping windows: same order of sums
     assert np.isnan(y_jit[1, 0, 0, 1])
 
 
@@ -181,7 +178,7 @@ def run_conv(x, w, b, strides, padding, grad_seed=0):
     ("strides", "padding"),
     [((1, 1), "valid"), ((2, 2), "valid"), ((1, 1), "same"), ((2, 1), "same")],
 )
-def test_compiled_col2im_matches_the_numpy_path(monkeypatch, strides, padding, chunk_bytes):
+def test_compiled_col2im_gives_the_numpy_numbers(monkeypatch, strides, padding, chunk_bytes):
     pytest.importorskip("numba")
     from hpnn.engine.ops import conv
 
@@ -196,7 +193,7 @@ def test_compiled_col2im_matches_the_numpy_path(monkeypatch, strides, padding, c
     monkeypatch.setenv("HPNN_JIT", "0")
     want = run_conv(x, w, b, strides, padding)
     for a, e in zip(got, want, strict=True):
-        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(a, e)  # the same matmul, the same order of sums
 
 
 def test_warm_up_loads_every_signature_training_uses(monkeypatch):

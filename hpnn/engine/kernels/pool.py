@@ -85,21 +85,21 @@ def max_pool_backward(gy, idx, kh, kw, sh, sw, tiles, gx):
 
     tiles: the windows tile ``gx`` exactly (stride == window, nothing left over), so
     every element of ``gx`` is written once and ``gx`` may be uninitialised; else
-    ``gx`` must be zeroed and the gradients are added.
+    ``gx`` must be zeroed and the gradients are added tap after tap, in the NumPy
+    code's order, so that overlapping windows sum in the same order.
     """
     n_, oh, ow, c_ = gy.shape
-    for n in range(n_):
-        for i in range(oh):
-            for j in range(ow):
-                gr, ir = gy[n, i, j], idx[n, i, j]
-                for p in range(kh):
-                    for q in range(kw):
-                        k = np.uint8(p * kw + q)
+    for p in range(kh):
+        for q in range(kw):
+            k = np.uint8(p * kw + q)
+            for n in range(n_):
+                for i in range(oh):
+                    for j in range(ow):
+                        gr, ir = gy[n, i, j], idx[n, i, j]
                         xr = gx[n, i * sh + p, j * sw + q]
                         if tiles:
                             for c in range(c_):
                                 xr[c] = gr[c] if ir[c] == k else np.float32(0)
                         else:
                             for c in range(c_):
-                                if ir[c] == k:
-                                    xr[c] += gr[c]
+                                xr[c] += gr[c] if ir[c] == k else np.float32(0)

@@ -117,17 +117,12 @@ class Conv2D(Function):
         g2 = xp.zeros(self.w2.shape, dtype=gy.dtype) if want_w else None  # (K[+1], O)
         gxp = buf = wt = kern = None
         if need[0]:
+            # per chunk: one matmul back to (rows, K) columns, then each tap's column
+            # block added into its strided window (compiled: one call, same order)
             gxp = xp.zeros(self.padded_shape, dtype=gy.dtype)
             kern = kernels.convolution(gy2, gxp)
-            if kern is not None:
-                # per chunk: one matmul back to columns, then one compiled scatter-add
-                wt = xp.ascontiguousarray(self.w.reshape(k, o).T)  # (O, K)
-                buf = xp.empty((chunk * per, k), dtype=gy.dtype)
-            else:
-                # one (rows, O) @ (O, C) product per tap into a reused buffer, added into its
-                # strided window: each stays in cache, each weight slab is contiguous
-                wt = xp.ascontiguousarray(self.w.reshape(kh * kw, c, o).transpose(0, 2, 1))
-                buf = xp.empty((chunk * per, c), dtype=gy.dtype)
+            wt = xp.ascontiguousarray(self.w.reshape(k, o).T)  # (O, K)
+            buf = xp.empty((chunk * per, k), dtype=gy.dtype)
         cols = self.cols
         if want_w and self.cols_t is not None:
             xp.matmul(self.cols_t, gy2, out=g2)
@@ -145,17 +140,17 @@ class Conv2D(Function):
             if want_w:  # columns rebuilt chunk by chunk
                 im2col_into(cols, self.xp_[s : s + m], kh, kw, sh, sw, oh, ow)
                 g2 += cols[: m * per].T @ g
-            if kern is not None:
+            if need[0]:
                 b = buf[: m * per]
                 xp.matmul(g, wt, out=b)
-                kern.col2im_add(b, kh, kw, sh, sw, oh, ow, gxp[s : s + m])
-            elif need[0]:
-                b = buf[: m * per]
-                for p in range(kh):
-                    for q in range(kw):
-                        xp.matmul(g, wt[p * kw + q], out=b)
-                        win = gxp[s : s + m, p : p + sh * oh : sh, q : q + sw * ow : sw, :]
-                        win += b.reshape(m, oh, ow, c)
+                if kern is not None:
+                    kern.col2im_add(b, kh, kw, sh, sw, oh, ow, gxp[s : s + m])
+                else:
+                    for p in range(kh):
+                        for q in range(kw):
+                            t = (p * kw + q) * c
+                            win = gxp[s : s + m, p : p + sh * oh : sh, q : q + sw * ow : sw, :]
+                            win += b[:, t : t + c].reshape(m, oh, ow, c)
         gx = None
         if need[0]:
             (pt, _), (pl, _) = self.pads
