@@ -4,6 +4,7 @@ The NumPy code is the reference (its gradients are checked against finite differ
 in float64); the kernels run in float32 only, so they are compared with it there.
 """
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -30,6 +31,14 @@ CONFIGS = {
     "state": {"return_state": True, "mask": MASK},
     "state-sequences": {"return_state": True, "return_sequences": True, "go_backwards": True},
 }
+
+
+@pytest.fixture(autouse=True)
+def _kernels_loaded():
+    """Load the kernels up front: otherwise the exact ones arrive from a background
+    thread a moment after their first request (test_background_loading covers that)."""
+    if importlib.util.find_spec("numba") is not None and os.environ.get("HPNN_JIT", "1") != "0":
+        kernels.warm_up()
 
 
 @pytest.fixture
@@ -277,3 +286,37 @@ def test_compiled_max_pool_takes_a_strided_view_without_a_new_compile(monkeypatc
     monkeypatch.setenv("HPNN_JIT", "0")
     np.testing.assert_array_equal(got, ops.max_pool2d(Tensor(view)).numpy())
     assert len(pool.max_pool_forward.signatures) == count
+
+
+BACKGROUND = """
+import numpy as np, hpnn
+from hpnn.engine import Tensor, kernels, ops
+from hpnn.engine.ops.pool import MaxPool2D
+x = np.random.default_rng(0).standard_normal((2, 8, 8, 3)).astype(np.float32)
+f = MaxPool2D((2, 2), (2, 2), "valid")
+first = f(Tensor(x)).numpy()
+print("first request served by", "kernel" if f.kern is not None else "numpy")
+assert kernels._ready.wait(300), "the kernels never finished loading"
+f = MaxPool2D((2, 2), (2, 2), "valid")
+again = f(Tensor(x)).numpy()
+print("later served by", "kernel" if f.kern is not None else "numpy")
+print("same numbers", np.array_equal(first, again))
+"""
+
+
+def test_background_loading_serves_numpy_first_then_the_kernels():
+    pytest.importorskip("numba")
+    proc = subprocess.run(
+        [sys.executable, "-c", BACKGROUND],
+        env={**os.environ, "PYTHONPATH": str(REPO), "HPNN_JIT": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines == [
+        "first request served by numpy",
+        "later served by kernel",
+        "same numbers True",
+    ], proc.stdout

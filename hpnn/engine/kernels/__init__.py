@@ -1,97 +1,141 @@
 """Optional compiled kernels (numba) behind the ops' NumPy code.
 
-An op asks :func:`recurrent` for the kernels it may use; the answer is None when
-numba is not installed, when ``HPNN_JIT=0``, or when the arrays are not float32
-on the CPU, and the op then runs its NumPy code, which stays the reference the
-gradient checks test. numba is imported on the first request, never by
-``import hpnn``, so a program that does not use these ops pays nothing for it.
-Compiled code is cached on disk (numba's ``cache=True``); the first use on a
-machine compiles for a few seconds.
+An op asks for the kernels it may use (:func:`pooling`, :func:`convolution`,
+:func:`optimizer`, :func:`recurrent`); the answer is None when numba is not
+installed, when ``HPNN_JIT=0``, or when the arrays are not float32 on the CPU, and
+the op then runs its NumPy code, which stays the reference the gradient checks test.
+``import hpnn`` never imports numba.
+
+Loading numba and its compiled code costs about 0.6 s (and, on a machine with no
+cache yet, a few seconds of compiling). The pooling, col2im and Adam kernels give
+exactly the NumPy code's numbers, so they are loaded in a background thread on
+first request while the ops go on with NumPy meanwhile: a short program never waits
+for them, and results do not depend on when the switch happens. The LSTM kernels
+(whose tanh differs from NumPy's by up to 3.5e-7) are loaded on the spot, so a run
+uses them from its first step. :func:`warm_up` loads everything at once.
 
 Install with ``pip install 'hpnn[jit]'``.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
+import threading
 
 import numpy as np
 
 _modules: dict = {}
+_has_numba: bool | None = None
+_ready = threading.Event()  # the exact kernels (pool, conv, optim) are loaded and set up
+_lock = threading.Lock()
+_loader: threading.Thread | None = None
 
 
 def enabled() -> bool:
-    """Whether compiled kernels may be used (numba importable and not switched off)."""
+    """Whether compiled kernels may be used: numba is installed and HPNN_JIT is not 0."""
+    global _has_numba
     setting = os.environ.get("HPNN_JIT", "1").strip().lower()
     if setting in ("0", "off", "false", "no"):
         return False
     if setting not in ("1", "on", "true", "yes"):
         raise ValueError(f"HPNN_JIT: expected 1 or 0. Received: {os.environ['HPNN_JIT']!r}")
-    if "numba" not in _modules:
-        try:
-            import numba  # noqa: F401
-        except ImportError:
-            _modules["numba"] = None
-        else:
-            _modules["numba"] = True
-    return _modules["numba"] is not None
+    if _has_numba is None:
+        _has_numba = importlib.util.find_spec("numba") is not None
+    return _has_numba
 
 
-def _load(name, arrays):
-    if not all(isinstance(a, np.ndarray) and a.dtype == np.float32 for a in arrays):
-        return None
-    if not enabled():
-        return None
+def _applies(arrays) -> bool:
+    ok = all(isinstance(a, np.ndarray) and a.dtype == np.float32 for a in arrays)
+    return ok and enabled()
+
+
+def _import(name):
     if name not in _modules:
-        import importlib
-
         _modules[name] = importlib.import_module(f"hpnn.engine.kernels.{name}")
     return _modules[name]
 
 
-def recurrent(*arrays):
-    """The module of compiled recurrent kernels (``rnn``), or None where they do not apply."""
-    return _load("rnn", arrays)
-
-
-def pooling(*arrays):
-    """The module of compiled pooling kernels (``pool``), or None where they do not apply."""
-    return _load("pool", arrays)
-
-
-def convolution(*arrays):
-    """The module of compiled convolution kernels (``conv``), or None where they do not apply."""
-    return _load("conv", arrays)
-
-
-def optimizer(*arrays):
-    """The module of compiled optimizer steps (``optim``), or None where they do not apply."""
-    return _load("optim", arrays)
-
-
-def warm_up() -> bool:
-    """Import numba and load (or compile) every kernel now, for the argument types the
-    ops use, instead of on first use; returns whether the kernels are enabled.
-
-    The first use otherwise costs about 0.6 s (numba's import and set-up) and, on a
-    machine with no cache yet, a few seconds of compiling. numba with its LLVM also
-    adds about 120 MB of resident memory to the process.
-    """
-    if not enabled():
-        return False
+def _set_up_exact() -> None:
+    """Import numba and the exact kernels, and call each once (loads the compiled code
+    for the argument types the ops use)."""
     f32 = np.float32
-    pool = _load("pool", ())
+    pool = _import("pool")
     x, y = np.zeros((1, 2, 2, 1), f32), np.zeros((1, 1, 1, 1), f32)
     idx = np.zeros((1, 1, 1, 1), np.uint8)
     pool.max_pool_forward(x, 2, 2, 2, 2, False, y, idx)
     pool.max_pool_forward(x, 2, 2, 2, 2, False, y, np.zeros((0, 0, 0, 0), np.uint8))
     pool.max_pool_backward(y, idx, 2, 2, 2, 2, True, x)
-    _load("conv", ()).col2im_add(np.zeros((1, 4), f32), 2, 2, 1, 1, 1, 1, x)
-    rnn = _load("rnn", ())
+    _import("conv").col2im_add(np.zeros((1, 4), f32), 2, 2, 1, 1, 1, 1, x)
+    one = np.ones(1, f32)
+    _import("optim").adam_update(one, one, one, one, f32(0.9), f32(1e-3), f32(1e-7), f32(0.0))
+
+
+def _set_up_rnn() -> None:
+    f32 = np.float32
+    rnn = _import("rnn")
     z, d = np.zeros((4, 1, 1), f32), np.zeros((1, 4), f32)
     s2, s1 = np.zeros((2, 1), f32), np.zeros((1, 1), f32)
     rnn.lstm_forward(z, 0, np.zeros((4, 1), f32), s2, s1, s2)
     rnn.lstm_backward(z, 0, s2, s1, np.zeros(1, f32), np.zeros(1, f32), d, np.zeros((4, 1), f32))
-    one = np.ones(1, f32)
-    _load("optim", ()).adam_update(one, one, one, one, f32(0.9), f32(1e-3), f32(1e-7), f32(0.0))
+
+
+def _load_in_background() -> None:
+    try:
+        _set_up_exact()
+    except Exception:  # a broken numba: the ops stay on their NumPy code
+        return
+    _ready.set()
+
+
+def _exact(name, arrays):
+    if not _applies(arrays):
+        return None
+    if _ready.is_set():
+        return _modules[name]
+    global _loader
+    with _lock:
+        if _loader is None:
+            _loader = threading.Thread(target=_load_in_background, name="hpnn-kernels")
+            _loader.daemon = True
+            _loader.start()
+    return None
+
+
+def recurrent(*arrays):
+    """The compiled LSTM kernels (module ``rnn``), loaded now if need be; or None."""
+    if not _applies(arrays):
+        return None
+    if "rnn" not in _modules:
+        _set_up_rnn()
+    return _modules["rnn"]
+
+
+def pooling(*arrays):
+    """The compiled pooling kernels (``pool``) once loaded; None before or where they do
+    not apply (the first request starts the background load)."""
+    return _exact("pool", arrays)
+
+
+def convolution(*arrays):
+    """The compiled col2im (``conv``) once loaded; None before or where it does not apply."""
+    return _exact("conv", arrays)
+
+
+def optimizer(*arrays):
+    """The compiled Adam step (``optim``) once loaded; None before or where it does not apply."""
+    return _exact("optim", arrays)
+
+
+def warm_up() -> bool:
+    """Load numba and every kernel now instead of on first use; returns whether the
+    kernels are enabled. numba with its LLVM adds about 120 MB of resident memory."""
+    if not enabled():
+        return False
+    if not _ready.is_set():
+        _set_up_exact()
+        _ready.set()
+    if "rnn" not in _modules:
+        _set_up_rnn()
     return True
