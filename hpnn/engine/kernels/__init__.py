@@ -9,8 +9,9 @@ the op then runs its NumPy code, which stays the reference the gradient checks t
 Loading numba and its compiled code costs about 0.6 s (and, on a machine with no
 cache yet, a few seconds of compiling). The pooling, col2im and Adam kernels give
 exactly the NumPy code's numbers, so they are loaded in a background thread on
-first request while the ops go on with NumPy meanwhile: a short program never waits
-for them, and results do not depend on when the switch happens. The LSTM kernels
+first request while the ops go on with NumPy meanwhile: a short program does not
+wait for them before its first steps (only, if it ends sooner, at exit), and results
+do not depend on when the switch happens. The LSTM kernels
 (whose tanh differs from NumPy's by up to 3.5e-7) are loaded on the spot, so a run
 uses them from its first step. :func:`warm_up` loads everything at once.
 
@@ -97,8 +98,9 @@ def _exact(name, arrays):
     global _loader
     with _lock:
         if _loader is None:
+            # Not a daemon: the interpreter waits for it at exit rather than tearing
+            # LLVM down under a compile in progress (which aborts the process).
             _loader = threading.Thread(target=_load_in_background, name="hpnn-kernels")
-            _loader.daemon = True
             _loader.start()
     return None
 
