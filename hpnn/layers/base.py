@@ -164,6 +164,14 @@ class Layer:
     def _where(self) -> str:
         return f"{type(self).__name__} '{self.name}'"
 
+    def _positive_int(self, name, value, types=(int,)) -> int:
+        """``value`` as an int, or a ValueError naming this layer and the argument."""
+        if not isinstance(value, types) or isinstance(value, bool) or value <= 0:
+            raise ValueError(
+                f"{self._where()}: {name} must be a positive int. Received: {name}={value!r}"
+            )
+        return int(value)
+
     def check_input_shape(self, shape) -> None:
         """Raise a ValueError naming the layer if ``shape`` cannot be its input."""
         shape = tuple(shape)

@@ -56,12 +56,8 @@ class Conv2D(KernelLayer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        owner = f"Conv2D '{self.name}'"
-        if not isinstance(filters, int) or isinstance(filters, bool) or filters <= 0:
-            raise ValueError(
-                f"{owner}: filters must be a positive int. Received: filters={filters!r}"
-            )
-        self.filters = filters
+        owner = self._where()
+        self.filters = self._positive_int("filters", filters)
         self.kernel_size = normalize_tuple(kernel_size, 2, "kernel_size", owner)
         self.strides = normalize_tuple(strides, 2, "strides", owner)
         self.padding = _padding(padding, owner)
@@ -204,11 +200,7 @@ class Conv1D(KernelLayer):
     ):
         super().__init__(**kwargs)
         owner = self._where()
-        if not isinstance(filters, int) or isinstance(filters, bool) or filters <= 0:
-            raise ValueError(
-                f"{owner}: filters must be a positive int. Received: filters={filters!r}"
-            )
-        self.filters = filters
+        self.filters = self._positive_int("filters", filters)
         (self.kernel_size,) = normalize_tuple(kernel_size, 1, "kernel_size", owner)
         (self.strides,) = normalize_tuple(strides, 1, "strides", owner)
         self.padding = _padding(padding, owner, ("valid", "same", "causal"))

@@ -90,11 +90,7 @@ class Dense(KernelLayer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not isinstance(units, int) or isinstance(units, bool) or units <= 0:
-            raise ValueError(
-                f"{self._where()}: units must be a positive int. Received: units={units!r}"
-            )
-        self.units = units
+        self.units = self._positive_int("units", units)
         self._kernel_args(
             activation,
             use_bias,

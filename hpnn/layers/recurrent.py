@@ -76,9 +76,7 @@ class _RNN(Layer):
     ):
         super().__init__(**kwargs)
         owner = self._where()
-        if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units <= 0:
-            raise ValueError(f"{owner}: units must be a positive int. Received: units={units!r}")
-        self.units = int(units)
+        self.units = self._positive_int("units", units, (int, np.integer))
         self.activation = _activation_name(activation, "activation", owner)
         self.recurrent_activation = _activation_name(
             recurrent_activation, "recurrent_activation", owner

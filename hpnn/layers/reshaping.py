@@ -98,9 +98,7 @@ class RepeatVector(Layer):
 
     def __init__(self, n, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
-            raise ValueError(f"{self._where()}: n must be a positive int. Received: n={n!r}")
-        self.n = n
+        self.n = self._positive_int("n", n)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.n, input_shape[1])

@@ -92,9 +92,7 @@ class Conv2D(Function):
         else:
             keep = xp is not numpy or 4 * kb * per * n <= KEEP_BYTES
             chunk = n if xp is not numpy else max(1, min(n, CHUNK_BYTES // (4 * kb * per)))
-            cols = xp.empty(((n if keep else chunk) * per, kb), dtype=x.dtype)
-            if b is not None:
-                cols[:, k] = 1
+            cols = _column_buffer(xp, (n if keep else chunk) * per, k, kb, x.dtype)
             y = xp.empty((n * per, o), dtype=x.dtype)
             for s in range(0, n, chunk):
                 m = min(chunk, n - s)
@@ -131,9 +129,7 @@ class Conv2D(Function):
             xp.matmul(cols.T, gy2, out=g2)
             want_w = False
         elif want_w:
-            cols = xp.empty((chunk * per, self.w2.shape[0]), dtype=gy.dtype)
-            if self.w2.shape[0] > k:
-                cols[:, k] = 1
+            cols = _column_buffer(xp, chunk * per, k, self.w2.shape[0], gy.dtype)
         for s in range(0, n, chunk):
             m = min(chunk, n - s)
             g = gy2[s * per : (s + m) * per]
@@ -162,18 +158,22 @@ class Conv2D(Function):
         return gx, gw
 
 
-def im2col(x, kh, kw, sh, sw, oh, ow):
-    """Patches of NHWC ``x`` as a contiguous ``(N, OH, OW, KH, KW*C)`` array.
-
-    For a fixed kernel row, the KW taps times C channels of one patch are adjacent
-    in memory, so the whole copy is one strided view copied in runs of KW*C floats
-    (about 5x faster than KH*KW separate slice copies for the reference CNN).
-    """
-    return get_xp(x).ascontiguousarray(_patches(x, kh, kw, sh, sw, oh, ow))
+def _column_buffer(xp, rows, k, kb, dtype):
+    """A ``(rows, kb)`` column matrix; with a bias (``kb == k + 1``) its last column is
+    ones, so the bias rides in the matmul."""
+    cols = xp.empty((rows, kb), dtype=dtype)
+    if kb > k:
+        cols[:, k] = 1
+    return cols
 
 
 def _patches(x, kh, kw, sh, sw, oh, ow):
-    """The ``(N, OH, OW, KH, KW*C)`` strided view of the patches (no copy)."""
+    """The patches of NHWC ``x`` as a ``(N, OH, OW, KH, KW*C)`` strided view (no copy).
+
+    For a fixed kernel row, the KW taps times C channels of one patch are adjacent
+    in memory, so copying the view copies runs of KW*C floats (about 5x faster than
+    KH*KW separate slice copies for the reference CNN).
+    """
     xp = get_xp(x)
     n, h, w, c = x.shape
     # Merge (W, C) into one axis first: its stride is then the element stride, whatever
@@ -186,7 +186,7 @@ def _patches(x, kh, kw, sh, sw, oh, ow):
 
 
 def im2col_into(cols, x, kh, kw, sh, sw, oh, ow):
-    """Write the patches of ``x`` (see :func:`im2col`) into the first
+    """Write the patches of ``x`` (see :func:`_patches`) into the first
     ``N*OH*OW`` rows and ``KH*KW*C`` columns of the matrix ``cols``."""
     xp = get_xp(x)
     n, _h, _w, c = x.shape

@@ -91,6 +91,7 @@ class Recurrent(Function):
         self.return_sequences, self.return_state = return_sequences, return_state
         self.mask, self.zero_output = mask, zero_output_for_mask
         self.has_bias = has_bias
+        self.kern = None  # compiled kernels a cell may take in _run (the LSTM does)
 
     # -- forward -------------------------------------------------------------------
     def forward(self, x, kernel, recurrent_kernel, *rest):
@@ -183,7 +184,7 @@ class Recurrent(Function):
         else:
             g_last = g_main.reshape(n, u)
             carry[0] += g_last if zero_mask is None else g_last * zero_mask[-1]
-        if getattr(self, "kern", None) is None:
+        if self.kern is None:
             self.rk4_t = xp.ascontiguousarray(self.r4.transpose(0, 2, 1))
         dz, g_rk, g_rbias, d_init = self._bptt(dseq, carry)
         return self._input_grads(xp, dz, g_rk, g_rbias, d_init)
