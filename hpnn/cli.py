@@ -75,6 +75,8 @@ def train(args) -> float:
     import hpnn
     import hpnn.distributed
 
+    if args.plot or args.lr_find:
+        hpnn.plot.require()  # fail before training, not after it
     hpnn.utils.set_random_seed(args.seed)
     train_set, val_set, (x_test, y_test) = load_fashion_mnist(args.data, args.validation)
     if args.limit:

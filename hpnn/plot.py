@@ -10,6 +10,11 @@ from __future__ import annotations
 import os
 
 
+def require() -> None:
+    """Raise the ImportError of a missing matplotlib now, before any work is done."""
+    _pyplot()
+
+
 def _pyplot():
     try:
         import matplotlib

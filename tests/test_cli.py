@@ -102,3 +102,20 @@ def test_python_m_hpnn_train_help():
     assert proc.returncode == 0, proc.stderr
     for option in ("--epochs", "--model", "--batch-size", "--limit", "--validation"):
         assert option in proc.stdout
+
+
+def test_a_missing_matplotlib_fails_before_training(monkeypatch, tmp_path, capsys):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    # an empty data directory: had training started, the error would be about the data
+    code = cli.main(["train", "--data", str(tmp_path), "--plot", str(tmp_path / "c.png")])
+    assert code == 2
+    assert "Plotting needs matplotlib" in capsys.readouterr().err
