@@ -24,6 +24,22 @@ def _check_axes(layer, axes, shape):
     return out
 
 
+def _add_gamma_beta(layer, shape) -> None:
+    """The learned scale (``gamma``, if ``scale``) and offset (``beta``, if ``center``)."""
+    layer.gamma = (
+        layer.add_weight(
+            shape, layer.gamma_initializer, "gamma", regularizer=layer.gamma_regularizer
+        )
+        if layer.scale
+        else None
+    )
+    layer.beta = (
+        layer.add_weight(shape, layer.beta_initializer, "beta", regularizer=layer.beta_regularizer)
+        if layer.center
+        else None
+    )
+
+
 class BatchNormalization(Layer):
     """Normalise each channel with batch statistics in training, moving ones in inference.
 
@@ -78,18 +94,7 @@ class BatchNormalization(Layer):
     def build(self, input_shape):
         (axis,) = _check_axes(self, [self.axis], input_shape)
         shape = (input_shape[axis],)
-        self.gamma = (
-            self.add_weight(
-                shape, self.gamma_initializer, "gamma", regularizer=self.gamma_regularizer
-            )
-            if self.scale
-            else None
-        )
-        self.beta = (
-            self.add_weight(shape, self.beta_initializer, "beta", regularizer=self.beta_regularizer)
-            if self.center
-            else None
-        )
+        _add_gamma_beta(self, shape)
         self.moving_mean = self.add_weight(
             shape, self.moving_mean_initializer, "moving_mean", trainable=False
         )
@@ -174,18 +179,7 @@ class LayerNormalization(Layer):
         axes = [self.axis] if isinstance(self.axis, int) else list(self.axis)
         self._axes = tuple(_check_axes(self, axes, input_shape))
         shape = tuple(input_shape[a] for a in self._axes)
-        self.gamma = (
-            self.add_weight(
-                shape, self.gamma_initializer, "gamma", regularizer=self.gamma_regularizer
-            )
-            if self.scale
-            else None
-        )
-        self.beta = (
-            self.add_weight(shape, self.beta_initializer, "beta", regularizer=self.beta_regularizer)
-            if self.center
-            else None
-        )
+        _add_gamma_beta(self, shape)
         self.input_ndim = len(input_shape)
         self._fixed_dims = {a: input_shape[a] for a in self._axes}
         self.built = True
