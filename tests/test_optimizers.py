@@ -367,3 +367,16 @@ def test_bad_learning_rate_and_momentum():
         optimizers.SGD(momentum=1.5)
     with pytest.raises(TypeError, match="unexpected keyword"):
         optimizers.Adam(lr=0.1)
+
+
+def test_variables_are_c_contiguous_whatever_order_they_come_in():
+    # An orthogonal initialiser's QR is F-ordered; a variable holding it in that order
+    # would miss the compiled update (and ran Adam's NumPy code, ~20x slower).
+    v = Variable(np.asfortranarray(W0.astype(np.float32)))
+    assert v.data.flags.c_contiguous
+    np.testing.assert_array_equal(v.data, W0.astype(np.float32))
+    assert Variable(np.float32(2.0)).data.shape == ()  # 0-d stays 0-d
+    model = hpnn.Sequential([hpnn.Input((5, 3)), layers.LSTM(4, return_sequences=True)])
+    model.add(layers.GRU(2))
+    model.add(layers.Dense(2))
+    assert model.weights and all(w.data.flags.c_contiguous for w in model.weights)

@@ -23,7 +23,9 @@ class Variable(Tensor):
         self, value, name: str = "variable", trainable: bool = True, path: str | None = None
     ):
         xp = xp_default()
-        super().__init__(xp.asarray(value), requires_grad=trainable, name=name)
+        # C order always: the optimizers' compiled updates and the ops' matmuls take the
+        # contiguous fast paths (an orthogonal initialiser's QR comes out in F order).
+        super().__init__(xp.asarray(value, order="C"), requires_grad=trainable, name=name)
         self.trainable = trainable
         self.path = path or name
         self.regularizer = None
