@@ -79,7 +79,7 @@ def _set_up_rnn() -> None:
     z, d = np.zeros((4, 1, 1), f32), np.zeros((1, 4), f32)
     s2, s1 = np.zeros((2, 1), f32), np.zeros((1, 1), f32)
     rnn.lstm_forward(z, 0, np.zeros((4, 1), f32), s2, s1, s2)
-    rnn.lstm_backward(z, 0, s2, s1, np.zeros(1, f32), np.zeros(1, f32), d, np.zeros((4, 1), f32))
+    rnn.lstm_backward(z, 0, s2, s1, np.zeros(1, f32), np.zeros(1, f32), d)
 
 
 def _load_in_background() -> None:

@@ -85,33 +85,29 @@ def lstm_forward(z, s, rec, cs, tcs, hs):
 
 
 @_jit
-def lstm_backward(z, s, cs, tcs, dh, dc, d, scratch):
+def lstm_backward(z, s, cs, tcs, dh, dc, d):
     """Step ``s`` of back-propagation through time, from the saved (activated) gates.
 
     dh: ``(M,)`` gradient of h_s; dc: ``(M,)`` gradient of c_s, replaced by that of
     c_{s-1} (in place); d: ``(N, 4U)`` receives the pre-activation gradients with the
-    gates side by side (Keras' kernel layout); scratch: ``(4, U)``. Each row is
-    computed into ``scratch`` and then copied: writing the four gates straight into
-    one row at offsets ``U``, ``2U``, ``3U`` keeps LLVM from vectorising the loop.
+    gates side by side (Keras' kernel layout). Every array is sliced per sample, so
+    the inner loop runs over contiguous slices and LLVM vectorises it.
     """
     n, u4 = d.shape
     u = u4 // 4
-    zi, zf, zg, zo = z[0, s], z[1, s], z[2, s], z[3, s]
+    zi_, zf_, zg_, zo_ = z[0, s], z[1, s], z[2, s], z[3, s]
     c_prev, tc = cs[s], tcs[s]
-    si, sf, sg, so = scratch[0], scratch[1], scratch[2], scratch[3]
     for a in range(n):
-        base = a * u
-        for b in range(u):
-            k = base + b
-            i, f, g, o, t, gh = zi[k], zf[k], zg[k], zo[k], tc[k], dh[k]
-            so[b] = gh * t * o * (_ONE - o)
-            gc = dc[k] + gh * o * (_ONE - t * t)
-            si[b] = gc * g * i * (_ONE - i)
-            sf[b] = gc * c_prev[k] * f * (_ONE - f)
-            sg[b] = gc * i * (_ONE - g * g)
-            dc[k] = gc * f
+        lo, hi = a * u, (a + 1) * u
+        zi, zf, zg, zo = zi_[lo:hi], zf_[lo:hi], zg_[lo:hi], zo_[lo:hi]
+        cp, tr, ghr, gcr = c_prev[lo:hi], tc[lo:hi], dh[lo:hi], dc[lo:hi]
         row = d[a]
-        row[:u] = si
-        row[u : 2 * u] = sf
-        row[2 * u : 3 * u] = sg
-        row[3 * u :] = so
+        di, df, dg, do = row[:u], row[u : 2 * u], row[2 * u : 3 * u], row[3 * u :]
+        for b in range(u):
+            i, f, g, o, t, gh = zi[b], zf[b], zg[b], zo[b], tr[b], ghr[b]
+            do[b] = gh * t * o * (_ONE - o)
+            gc = gcr[b] + gh * o * (_ONE - t * t)
+            di[b] = gc * g * i * (_ONE - i)
+            df[b] = gc * cp[b] * f * (_ONE - f)
+            dg[b] = gc * i * (_ONE - g * g)
+            gcr[b] = gc * f

@@ -111,7 +111,6 @@ class LSTM(Recurrent):
         m = n * u
         z3, cs2, tcs2 = self.z.reshape(4, t, m), self.cs.reshape(t + 1, m), self.tcs.reshape(t, m)
         d = xp.empty((t, n, 4 * u), dtype=dh.dtype)
-        scratch = xp.empty((4, u), dtype=dh.dtype)
         rk_t = xp.ascontiguousarray(self.recurrent_kernel.T)  # (4U, U)
         dh1, dc1 = dh.reshape(m), dc.reshape(m)
         pass_h, pass_c = xp.empty_like(dh), xp.empty_like(dc)
@@ -121,7 +120,7 @@ class LSTM(Recurrent):
             if self.mf is not None:
                 self._split_masked(s, dh, pass_h)
                 self._split_masked(s, dc, pass_c)
-            self.kern.lstm_backward(z3, s, cs2, tcs2, dh1, dc1, d[s], scratch)
+            self.kern.lstm_backward(z3, s, cs2, tcs2, dh1, dc1, d[s])
             xp.matmul(d[s], rk_t, out=dh)
             if self.mf is not None:
                 dh += pass_h
