@@ -313,8 +313,13 @@ def _collect(root: Tensor) -> list[Tensor]:
     return nodes
 
 
-def run_backward(root: Tensor, grad, retain_graph: bool = False) -> None:
-    """Walk the graph below ``root`` once, in reverse creation order."""
+def run_backward(root: Tensor, grad, retain_graph: bool = False, sink=None) -> None:
+    """Walk the graph below ``root`` once, in reverse creation order.
+
+    Leaf gradients accumulate into ``.grad``, or, when ``sink`` is a dict, into
+    ``sink[id(leaf)]`` (leaves untouched: two threads may back-propagate through
+    graphs sharing the same weights, see :func:`gradients`).
+    """
     pending = {id(root): grad}
     for t in _collect(root):
         gy = pending.pop(id(t), None)
@@ -336,7 +341,10 @@ def run_backward(root: Tensor, grad, retain_graph: bool = False) -> None:
                         "backward() through a graph that was already freed: pass "
                         "retain_graph=True to the first backward() to walk it twice."
                     )
-                if x.grad is not None:
+                if sink is not None:
+                    prev = sink.get(id(x))
+                    sink[id(x)] = gx if prev is None else prev + gx
+                elif x.grad is not None:
                     x.grad = x.grad + gx
                 else:
                     # A leaf's .grad is its own writable array, never a broadcast view.
@@ -347,6 +355,20 @@ def run_backward(root: Tensor, grad, retain_graph: bool = False) -> None:
                 pending[id(x)] = gx if prev is None else prev + gx
         if not retain_graph:
             f.inputs = None
+
+
+def gradients(loss: Tensor, leaves, scale: float = 1.0) -> list:
+    """d(``scale * loss``)/d(leaf) for each of ``leaves`` (None where it does not reach
+    one), without reading or writing any ``.grad``; frees the graph. ``loss`` must be a
+    one-element tensor that requires a gradient."""
+    if not loss.requires_grad or loss.size != 1 or loss.creator is None:
+        raise ValueError(
+            "gradients() needs a one-element loss computed from leaves that require a "
+            f"gradient. Received: shape={loss.shape}, requires_grad={loss.requires_grad}"
+        )
+    sink: dict = {}
+    run_backward(loss, get_xp(loss.data).full_like(loss.data, scale), sink=sink)
+    return [sink.get(id(v)) for v in leaves]
 
 
 from hpnn.engine import ops as _ops  # noqa: E402  (ops import Function and Tensor from here)

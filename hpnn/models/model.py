@@ -15,8 +15,9 @@ from hpnn import optimizers as optimizers_mod
 from hpnn.backend import floatx, get_xp, to_numpy, xp_default
 from hpnn.data import adapter
 from hpnn.distributed import data_parallel, get_comm
-from hpnn.engine.tensor import Tensor, no_grad
+from hpnn.engine.tensor import Tensor, gradients, no_grad
 from hpnn.layers.base import Layer
+from hpnn.models import batch_split
 from hpnn.random import make_rng
 from hpnn.training.callbacks import CallbackList, History, ProgbarLogger
 
@@ -212,6 +213,9 @@ class Model(Layer):
 
     def train_step(self, xb, yb) -> float:
         """One optimizer step on a batch; returns the batch loss."""
+        slices = batch_split.parts(self, len(xb), training=True)
+        if slices is not None:
+            return self._train_step_split(xb, yb, slices)
         y_pred = self(self._to_input(xb), training=True)
         loss = self._total_loss(yb, y_pred)
         variables = self.trainable_weights
@@ -226,13 +230,63 @@ class Model(Layer):
             m.update_state(yb, y_pred.data)
         return float(loss.item())
 
-    def test_step(self, xb, yb) -> float:
+    def _train_step_split(self, xb, yb, slices) -> float:
+        """``train_step`` with the batch split across threads (``batch_split``): each
+        part's loss (a batch mean) is weighted by the part's share of the batch, so the
+        summed gradients and losses are those of the whole batch."""
+        variables = self.trainable_weights
+        n = len(xb)
+
+        def part(sl):
+            share = (sl.stop - sl.start) / n
+            y_pred = self(self._to_input(xb[sl]), training=True)
+            loss = self._total_loss(yb[sl], y_pred)
+            return share * float(loss.item()), y_pred.data, gradients(loss, variables, share)
+
+        results = batch_split.run(part, slices)
+        total = []
+        for per_part in zip(*(r[2] for r in results), strict=True):
+            present = [g for g in per_part if g is not None]
+            acc = present[0] + present[1] if len(present) > 1 else (present or [None])[0]
+            for g in present[2:]:
+                acc += g
+            total.append(acc)
         with no_grad():
-            y_pred = self(self._to_input(xb), training=False)
-            loss = self._total_loss(yb, y_pred)
+            self.optimizer.apply(total, variables)
+        if self.metrics:
+            y_pred = np.concatenate([r[1] for r in results])
+            for m in self.metrics:
+                m.update_state(yb, y_pred)
+        return sum(r[0] for r in results)
+
+    def _forward(self, xb):
+        """The model's outputs for a batch, without a graph (split across threads where
+        that pays, see ``batch_split``)."""
+        slices = batch_split.parts(self, len(xb), training=False)
+        with no_grad():  # (global: entered here, not in the parts' threads)
+            if slices is None:
+                return self(self._to_input(xb), training=False).data
+            parts = batch_split.run(
+                lambda sl: self(self._to_input(xb[sl]), training=False).data, slices
+            )
+        return get_xp(parts[0]).concatenate(parts)
+
+    def test_step(self, xb, yb) -> float:
+        slices = batch_split.parts(self, len(xb), training=False)
+        n = len(xb)
+
+        def part(sl):
+            # the loss from the output tensor: a softmax output's loss reads its logits
+            y_pred = self(self._to_input(xb[sl]), training=False)
+            loss = self._total_loss(yb[sl], y_pred)
+            return float(loss.item()) * (sl.stop - sl.start) / n, y_pred.data
+
+        with no_grad():
+            results = [part(slice(0, n))] if slices is None else batch_split.run(part, slices)
+        y_pred = results[0][1] if len(results) == 1 else np.concatenate([r[1] for r in results])
         for m in self.metrics:
-            m.update_state(yb, y_pred.data)
-        return float(loss.item())
+            m.update_state(yb, y_pred)
+        return sum(r[0] for r in results)
 
     # -- fit ------------------------------------------------------------------------
     def fit(
@@ -412,9 +466,8 @@ class Model(Layer):
         batch_size = adapter.check_batch_size(batch_size)
         x, _ = self._prepare(x, None, "", targets_needed=False)
         outs = []
-        with no_grad():
-            for sl in adapter.batch_slices(len(x), batch_size):
-                outs.append(to_numpy(self(self._to_input(x[sl]), training=False).data))
+        for sl in adapter.batch_slices(len(x), batch_size):
+            outs.append(to_numpy(self._forward(x[sl])))
         if not outs:
             return np.zeros((0, *self.output_shape[1:]), dtype=floatx())
         return np.concatenate(outs, axis=0)

@@ -375,3 +375,18 @@ def test_ops_accept_python_and_numpy_operands():
     y = ops.add(np.array([1.0, 2.0], np.float32), 1.0)
     assert isinstance(y, Tensor) and y.dtype == np.float32
     np.testing.assert_allclose(y.data, [2.0, 3.0])
+
+
+def test_gradients_returns_them_without_touching_grad():
+    from hpnn.engine import gradients
+
+    w = Tensor(np.array([1.0, 2.0, 3.0], np.float32), requires_grad=True)
+    unused = Tensor(np.ones(2, np.float32), requires_grad=True)
+    w.grad = np.full(3, 7.0, np.float32)  # left as it is
+    loss = (w * w).sum()
+    gw, gu = gradients(loss, [w, unused], scale=0.5)
+    np.testing.assert_allclose(gw, [1.0, 2.0, 3.0])  # 0.5 * 2w
+    assert gu is None
+    np.testing.assert_array_equal(w.grad, [7.0, 7.0, 7.0])
+    with pytest.raises(ValueError, match="one-element loss"):
+        gradients(w * w, [w])

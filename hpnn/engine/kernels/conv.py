@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from numba import njit
 
-_jit = njit(boundscheck=False, error_model="numpy", cache=True)
+_jit = njit(boundscheck=False, error_model="numpy", cache=True, nogil=True)
 
 
 @_jit

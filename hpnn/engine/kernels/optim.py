@@ -12,7 +12,7 @@ import math
 from numba import njit
 
 
-@njit(boundscheck=False, error_model="numpy", cache=True)
+@njit(boundscheck=False, error_model="numpy", cache=True, nogil=True)
 def adam_update(w, g, m, v, b1, one_minus_b2, eps, lr_t):
     """In place on 1-D float32 arrays; the scalars are float32."""
     for k in range(w.shape[0]):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-_jit = njit(fastmath=False, boundscheck=False, error_model="numpy", cache=True)
+_jit = njit(fastmath=False, boundscheck=False, error_model="numpy", cache=True, nogil=True)
 
 
 @_jit

@@ -38,7 +38,7 @@ _Q0, _Q1, _Q2, _Q3, _Q4 = (
 _HALF = _f(0.5)
 _ONE = _f(1.0)
 
-_jit = njit(fastmath=True, boundscheck=False, error_model="numpy", cache=True)
+_jit = njit(fastmath=True, boundscheck=False, error_model="numpy", cache=True, nogil=True)
 _inline = njit(fastmath=True, error_model="numpy", inline="always", cache=True)
 
 

@@ -1,0 +1,239 @@
+"""A batch split across threads: data parallelism inside one process, on the CPU.
+
+BLAS runs the matrix multiplies on every core, but every other pass of a step
+(im2col, col2im, pooling, the LSTM's gate arithmetic, the loss) runs on one. With
+the batch split instead, each thread runs the forward and backward pass of its
+part with single-threaded BLAS, so all cores work through the whole step; the
+parts' gradients are added and the optimizer steps once. NumPy and the compiled
+kernels release the GIL, so the threads run in parallel.
+
+When it applies (``HPNN_BATCH_THREADS=auto``, the default): a ``Sequential`` of
+hpnn's own layers containing a convolution, pooling or recurrent layer (a stack of
+``Dense`` layers is BLAS-bound and runs faster on threaded BLAS), NumPy arrays,
+numpy's BLAS set to 2-4 threads (it then runs one thread per part), and at least
+``MIN_PER_THREAD`` samples per part. Training additionally needs every layer to be
+deterministic and stateless in training (no Dropout, noise, augmentation or
+BatchNormalization) and a loss reduced by ``sum_over_batch_size`` (the default).
+``HPNN_BATCH_THREADS=0`` (or 1) turns it off; ``HPNN_BATCH_THREADS=N`` asks for N
+threads wherever the model qualifies. Controlling BLAS threads needs
+``threadpoolctl`` (in ``hpnn[jit]``); without it nothing is split.
+
+Results: the same up to float32 rounding as the unsplit step (the parts' gradients
+are summed in a fixed order, so runs repeat exactly). Under MPI each rank has one
+BLAS thread by default, so nothing is split there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import threading
+
+import numpy as np
+
+MIN_PER_THREAD = 64  # smaller parts lose more to twice the Python work than they gain
+MAX_AUTO_THREADS = 4
+
+_lock = threading.Lock()
+_pool = None  # (pid, ThreadPoolExecutor)
+_blas = None  # threadpoolctl's controllers of numpy's BLAS, or () without threadpoolctl
+
+
+def setting() -> int | None:
+    """``HPNN_BATCH_THREADS``: None for auto, else the number of threads asked for."""
+    raw = os.environ.get("HPNN_BATCH_THREADS", "auto").strip().lower()
+    if raw in ("", "auto"):
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ValueError(
+            "HPNN_BATCH_THREADS: expected 'auto' or a non-negative number of threads. "
+            f"Received: {os.environ['HPNN_BATCH_THREADS']!r}"
+        )
+    return value
+
+
+def _blas_controllers():
+    global _blas
+    if _blas is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _blas = ()
+        else:
+            _blas = tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
+    return _blas
+
+
+def blas_threads() -> int:
+    """numpy's BLAS threads now (0 when they cannot be controlled)."""
+    libs = _blas_controllers()
+    return max((lib.get_num_threads() or 1 for lib in libs), default=0)
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """BLAS on one thread inside the block (each part's thread calls it on its own)."""
+    libs = _blas_controllers()
+    before = [lib.get_num_threads() for lib in libs]
+    for lib in libs:
+        lib.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for lib, n in zip(libs, before, strict=True):
+            lib.set_num_threads(n)
+
+
+# -- which models --------------------------------------------------------------------
+# Exact types (a subclass may keep state): sample by sample and deterministic in training.
+_TRAIN = [
+    "InputLayer",
+    "Dense",
+    "Flatten",
+    "Activation",
+    "Conv1D",
+    "Conv2D",
+    "MaxPooling1D",
+    "MaxPooling2D",
+    "AveragePooling1D",
+    "AveragePooling2D",
+    "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D",
+    "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D",
+    "Reshape",
+    "Permute",
+    "RepeatVector",
+    "LayerNormalization",
+    "Embedding",
+    "SimpleRNN",
+    "LSTM",
+    "GRU",
+    "Bidirectional",
+    "TimeDistributed",
+]
+# Random or stateful in training only; sample by sample in inference.
+_INFER = [
+    "Dropout",
+    "BatchNormalization",
+    "GaussianNoise",
+    "RandomFlip",
+    "RandomTranslation",
+    "RandomRotation",
+    "RandomZoom",
+    "RandomContrast",
+]
+# Where a split pays: passes that BLAS does not parallelise.
+_WORTH = [
+    "Conv1D",
+    "Conv2D",
+    "MaxPooling1D",
+    "MaxPooling2D",
+    "AveragePooling1D",
+    "AveragePooling2D",
+    "SimpleRNN",
+    "LSTM",
+    "GRU",
+    "Bidirectional",
+    "TimeDistributed",
+]
+
+
+def _layer_kinds():
+    """The sets of layer classes: (splittable in training, in inference, worth a split)."""
+    from hpnn import layers
+
+    kinds = ({getattr(layers, n) for n in names} for names in (_TRAIN, _INFER, _WORTH))
+    train, infer, worth = kinds
+    return train, train | infer, worth
+
+
+def _inner(layer):
+    """The layers a wrapper runs (Bidirectional, TimeDistributed, a nested Sequential)."""
+    from hpnn.models.sequential import Sequential
+
+    if isinstance(layer, Sequential):
+        return layer.layers
+    inner = [getattr(layer, a, None) for a in ("forward_layer", "backward_layer", "layer")]
+    return [x for x in inner if x is not None]
+
+
+def _qualifies(model, training: bool) -> bool:
+    from hpnn.models.sequential import Sequential
+
+    if type(model) is not Sequential or not model.built:
+        return False
+    train, infer, worth = _layer_kinds()
+    allowed = train if training else infer
+    found_worth = False
+    stack = list(model.layers)
+    while stack:
+        layer = stack.pop()
+        if type(layer) is Sequential:
+            stack.extend(layer.layers)
+            continue
+        if type(layer) not in allowed:
+            return False
+        if training and (getattr(layer, "dropout", 0) or getattr(layer, "recurrent_dropout", 0)):
+            return False  # recurrent dropout draws random masks
+        found_worth = found_worth or type(layer) in worth
+        stack.extend(_inner(layer))
+    if training and getattr(model.loss, "reduction", None) != "sum_over_batch_size":
+        return False  # the parts' losses are combined as batch means
+    return found_worth
+
+
+def parts(model, n: int, training: bool) -> list[slice] | None:
+    """The slices to split a batch of ``n`` samples into, or None to run it whole."""
+    asked = setting()
+    if asked is not None and asked <= 1:
+        return None
+    weights = model.weights
+    if not weights or not isinstance(weights[0].data, np.ndarray):
+        return None  # CuPy: the GPU runs the whole batch
+    if not _qualifies(model, training):
+        return None
+    if asked is None:
+        k = blas_threads()
+        if not 2 <= k <= MAX_AUTO_THREADS:
+            return None
+    else:
+        k = asked if _blas_controllers() else 0
+    k = min(k, n // MIN_PER_THREAD)
+    if k < 2:
+        return None
+    bounds = [n * i // k for i in range(k + 1)]
+    return [slice(a, b) for a, b in itertools.pairwise(bounds)]
+
+
+# -- running the parts -----------------------------------------------------------------
+def _executor(workers: int):
+    global _pool
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _lock:
+        pid = os.getpid()  # a forked child has none of its parent's threads
+        if _pool is None or _pool[0] != pid or _pool[1]._max_workers < workers:
+            _pool = (pid, ThreadPoolExecutor(workers, thread_name_prefix="hpnn-batch"))
+        return _pool[1]
+
+
+def run(fn, slices):
+    """``[fn(s) for s in slices]``, the first on this thread and the others on workers,
+    with single-threaded BLAS. Every part finishes before this returns or raises."""
+    pool = _executor(len(slices) - 1)
+    with single_threaded_blas():
+        futures = [pool.submit(fn, s) for s in slices[1:]]
+        try:
+            first = fn(slices[0])
+        finally:
+            rest = [f.exception() or f.result() for f in futures]  # wait for all
+    errors = [r for r in rest if isinstance(r, BaseException)]
+    if errors:
+        raise errors[0]
+    return [first, *rest]

@@ -1,0 +1,208 @@
+"""Tests for hpnn.models.batch_split: a batch split across threads gives the whole
+batch's step (weights, loss, metrics, evaluate, predict), and applies only where it may."""
+
+import threading
+
+import numpy as np
+import pytest
+
+import hpnn
+from hpnn import layers
+from hpnn.models import batch_split
+
+pytest.importorskip("threadpoolctl")
+
+
+@pytest.fixture
+def split(monkeypatch):
+    """Split into (up to) 3 parts of at least 4 samples, whatever this machine's cores."""
+    monkeypatch.setenv("HPNN_BATCH_THREADS", "3")
+    monkeypatch.setattr(batch_split, "MIN_PER_THREAD", 4)
+    calls = []
+    real = batch_split.run
+
+    def spy(fn, slices):
+        calls.append([(s.start, s.stop) for s in slices])
+        return real(fn, slices)
+
+    monkeypatch.setattr(batch_split, "run", spy)
+    return calls
+
+
+def cnn(seed=0, regularizer=None):
+    hpnn.utils.set_random_seed(seed)
+    return hpnn.Sequential(
+        [
+            hpnn.Input((8, 8, 2)),
+            layers.Conv2D(4, 3, activation="relu", kernel_regularizer=regularizer),
+            layers.MaxPooling2D(),
+            layers.Flatten(),
+            layers.Dense(3, activation="softmax"),
+        ]
+    )
+
+
+def rnn(seed=0):
+    hpnn.utils.set_random_seed(seed)
+    return hpnn.Sequential(
+        [
+            hpnn.Input((5, 3)),
+            layers.LSTM(6, return_sequences=True),
+            layers.GRU(4),
+            layers.Dense(3, activation="softmax"),
+        ]
+    )
+
+
+def data(model, n, seed=1):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, *model.input_shape[1:])).astype(np.float32)
+    return x, rng.integers(0, 3, n)
+
+
+def train_both(make, n, monkeypatch, steps=3):
+    """The same model trained split (the fixture's setting) and whole; both results."""
+    out = []
+    for setting in ("3", "0"):
+        monkeypatch.setenv("HPNN_BATCH_THREADS", setting)
+        model = make()
+        model.compile(
+            optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+        )
+        x, y = data(model, n)
+        losses = [model.train_on_batch(x, y) for _ in range(steps)]
+        out.append((model, losses, x, y))
+    return out
+
+
+@pytest.mark.parametrize(
+    "make", [cnn, rnn, lambda: cnn(regularizer="l2")], ids=["cnn", "rnn", "cnn_l2"]
+)
+@pytest.mark.parametrize("n", [12, 13])  # 3 equal parts; parts of 4, 4 and 5
+def test_split_step_gives_the_whole_batch_step(make, n, split, monkeypatch):
+    (a, la, x, y), (b, lb, _, _) = train_both(make, n, monkeypatch)
+    assert split and split[0] == [(0, 4), (4, 8), (8, n)]
+    np.testing.assert_allclose(la, lb, rtol=2e-6)
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
+    monkeypatch.setenv("HPNN_BATCH_THREADS", "3")
+    ev_a = a.evaluate(x, y, batch_size=n, verbose=0, return_dict=True)
+    pred_a = a.predict(x, batch_size=n, verbose=0)
+    monkeypatch.setenv("HPNN_BATCH_THREADS", "0")
+    ev_b = a.evaluate(x, y, batch_size=n, verbose=0, return_dict=True)
+    pred_b = a.predict(x, batch_size=n, verbose=0)
+    np.testing.assert_allclose(pred_a, pred_b, rtol=1e-5, atol=1e-7)
+    assert ev_a["loss"] == pytest.approx(ev_b["loss"], rel=1e-5)
+    assert ev_a["accuracy"] == ev_b["accuracy"]
+
+
+def test_fit_with_splits_matches_fit_without(split, monkeypatch):
+    results = []
+    for setting in ("3", "0"):
+        monkeypatch.setenv("HPNN_BATCH_THREADS", setting)
+        model = cnn()
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["acc"])
+        x, y = data(model, 40)
+        hist = model.fit(x, y, batch_size=12, epochs=2, verbose=0, validation_data=(x, y))
+        results.append((hist.history, model.get_weights()))
+    (ha, wa), (hb, wb) = results
+    assert split  # the split ran
+    for key in ha:
+        np.testing.assert_allclose(ha[key], hb[key], rtol=1e-5)
+    for a, b in zip(wa, wb, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_runs_repeat_exactly(split, monkeypatch):
+    (a, la, _, _), _ = train_both(rnn, 12, monkeypatch)
+    (b, lb, _, _), _ = train_both(rnn, 12, monkeypatch)
+    assert la == lb
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+
+
+def compiled(model, loss="sparse_categorical_crossentropy"):
+    model.compile(optimizer="adam", loss=loss)
+    return model
+
+
+def test_where_it_applies(split):
+    model = compiled(cnn())
+    assert batch_split.parts(model, 12, training=True) == [slice(0, 4), slice(4, 8), slice(8, 12)]
+    assert batch_split.parts(model, 8, training=True) == [slice(0, 4), slice(4, 8)]
+    assert batch_split.parts(model, 7, training=True) is None  # parts under MIN_PER_THREAD
+    dense_only = compiled(hpnn.Sequential([hpnn.Input((4,)), layers.Dense(3)]), "mse")
+    assert batch_split.parts(dense_only, 12, training=False) is None  # BLAS-bound
+    hpnn.utils.set_random_seed(0)
+    dropout = compiled(
+        hpnn.Sequential(
+            [hpnn.Input((6, 2)), layers.Conv1D(3, 2), layers.Dropout(0.5), layers.Flatten()]
+        ),
+        "mse",
+    )
+    assert batch_split.parts(dropout, 12, training=True) is None  # random in training
+    assert batch_split.parts(dropout, 12, training=False) is not None  # identity in inference
+    lstm_dropout = compiled(hpnn.Sequential([hpnn.Input((5, 3)), layers.LSTM(4, dropout=0.2)]))
+    assert batch_split.parts(lstm_dropout, 12, training=True) is None
+    summed = compiled(cnn(), hpnn.losses.SparseCategoricalCrossentropy(reduction="sum"))
+    assert batch_split.parts(summed, 12, training=True) is None
+    assert batch_split.parts(summed, 12, training=False) is not None
+
+
+def test_a_subclassed_layer_is_not_split(split):
+    class Custom(layers.Conv2D):  # may keep state between calls: hpnn cannot know
+        pass
+
+    model = compiled(hpnn.Sequential([hpnn.Input((8, 8, 1)), Custom(2, 3), layers.Flatten()]))
+    assert batch_split.parts(model, 12, training=False) is None
+
+
+def test_setting(monkeypatch):
+    model = compiled(cnn())
+    monkeypatch.setattr(batch_split, "MIN_PER_THREAD", 4)
+    for off in ("0", "1"):
+        monkeypatch.setenv("HPNN_BATCH_THREADS", off)
+        assert batch_split.parts(model, 64, training=True) is None
+    monkeypatch.setenv("HPNN_BATCH_THREADS", "auto")
+    threads = batch_split.blas_threads()
+    expected = threads if 2 <= threads <= batch_split.MAX_AUTO_THREADS else None
+    got = batch_split.parts(model, 64, training=True)
+    assert (got and len(got)) == expected or (got is None and expected is None)
+    for bad in ("many", "-2"):
+        monkeypatch.setenv("HPNN_BATCH_THREADS", bad)
+        with pytest.raises(ValueError, match="HPNN_BATCH_THREADS"):
+            batch_split.parts(model, 64, training=True)
+
+
+def test_run_uses_threads_waits_for_all_and_restores_blas():
+    before = batch_split.blas_threads()
+    seen, inside = set(), []
+
+    def fn(sl):
+        seen.add(threading.get_ident())
+        inside.append(batch_split.blas_threads())
+        return sl.start
+
+    assert batch_split.run(fn, [slice(0, 1), slice(1, 2), slice(2, 3)]) == [0, 1, 2]
+    assert len(seen) >= 2 and set(inside) == {1}
+    assert batch_split.blas_threads() == before
+    done = []
+
+    def failing(sl):
+        if sl.start == 1:
+            raise RuntimeError("part 1 failed")
+        threading.Event().wait(0.05)
+        done.append(sl.start)
+
+    with pytest.raises(RuntimeError, match="part 1 failed"):
+        batch_split.run(failing, [slice(0, 1), slice(1, 2), slice(2, 3)])
+    assert sorted(done) == [0, 2]  # the other parts finished before the error came out
+    assert batch_split.blas_threads() == before
+
+
+def test_a_forked_child_gets_a_fresh_pool(monkeypatch):
+    batch_split.run(lambda sl: None, [slice(0, 1), slice(1, 2)])
+    first = batch_split._pool[1]
+    monkeypatch.setattr(batch_split.os, "getpid", lambda: -1)  # as in a forked child
+    batch_split.run(lambda sl: None, [slice(0, 1), slice(1, 2)])
+    assert batch_split._pool[1] is not first
