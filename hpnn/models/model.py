@@ -279,7 +279,8 @@ class Model(Layer):
             # the loss from the output tensor: a softmax output's loss reads its logits
             y_pred = self(self._to_input(xb[sl]), training=False)
             loss = self._total_loss(yb[sl], y_pred)
-            return float(loss.item()) * (sl.stop - sl.start) / n, y_pred.data
+            share = (sl.stop - sl.start) / n if n else 1.0  # 1.0 for the whole batch: exact
+            return float(loss.item()) * share, y_pred.data
 
         with no_grad():
             results = [part(slice(0, n))] if slices is None else batch_split.run(part, slices)
