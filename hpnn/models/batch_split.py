@@ -26,6 +26,7 @@ BLAS thread by default, so nothing is split there.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 import threading
@@ -90,60 +91,25 @@ def single_threaded_blas():
 
 
 # -- which models --------------------------------------------------------------------
-# Exact types (a subclass may keep state): sample by sample and deterministic in training.
-_TRAIN = [
-    "InputLayer",
-    "Dense",
-    "Flatten",
-    "Activation",
-    "Conv1D",
-    "Conv2D",
-    "MaxPooling1D",
-    "MaxPooling2D",
-    "AveragePooling1D",
-    "AveragePooling2D",
-    "GlobalAveragePooling1D",
-    "GlobalAveragePooling2D",
-    "GlobalMaxPooling1D",
-    "GlobalMaxPooling2D",
-    "Reshape",
-    "Permute",
-    "RepeatVector",
-    "LayerNormalization",
-    "Embedding",
-    "SimpleRNN",
-    "LSTM",
-    "GRU",
-    "Bidirectional",
-    "TimeDistributed",
-]
-# Random or stateful in training only; sample by sample in inference.
-_INFER = [
-    "Dropout",
-    "BatchNormalization",
-    "GaussianNoise",
-    "RandomFlip",
-    "RandomTranslation",
-    "RandomRotation",
-    "RandomZoom",
-    "RandomContrast",
-]
 # Where a split pays: passes that BLAS does not parallelise.
-_WORTH = [
-    "Conv1D",
-    "Conv2D",
-    "MaxPooling1D",
-    "MaxPooling2D",
-    "AveragePooling1D",
-    "AveragePooling2D",
-    "SimpleRNN",
-    "LSTM",
-    "GRU",
-    "Bidirectional",
-    "TimeDistributed",
-]
+_WORTH = (
+    "Conv1D", "Conv2D", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D",
+    "AveragePooling2D", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed",
+)  # fmt: skip
+# Exact types (a subclass may keep state): sample by sample and deterministic in training.
+_TRAIN = (
+    *_WORTH, "InputLayer", "Dense", "Flatten", "Activation", "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Reshape",
+    "Permute", "RepeatVector", "LayerNormalization", "Embedding",
+)  # fmt: skip
+# Random or stateful in training only; sample by sample in inference.
+_INFER = (
+    "Dropout", "BatchNormalization", "GaussianNoise", "RandomFlip", "RandomTranslation",
+    "RandomRotation", "RandomZoom", "RandomContrast",
+)  # fmt: skip
 
 
+@functools.cache
 def _layer_kinds():
     """The sets of layer classes: (splittable in training, in inference, worth a split)."""
     from hpnn import layers

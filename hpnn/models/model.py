@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import operator
 import sys
 import time
 import traceback
@@ -247,10 +249,7 @@ class Model(Layer):
         total = []
         for per_part in zip(*(r[2] for r in results), strict=True):
             present = [g for g in per_part if g is not None]
-            acc = present[0] + present[1] if len(present) > 1 else (present or [None])[0]
-            for g in present[2:]:
-                acc += g
-            total.append(acc)
+            total.append(functools.reduce(operator.add, present) if present else None)
         with no_grad():
             self.optimizer.apply(total, variables)
         if self.metrics:
