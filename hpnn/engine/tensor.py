@@ -10,30 +10,52 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import threading
 
 import numpy as np
 
 from hpnn.backend import floatx, get_xp, to_numpy, xp_default
 
-_grad_enabled = True
 _seq = itertools.count(1)
+
+
+class _GradMode(threading.local):
+    """Whether ops record the graph, per thread (as in PyTorch): a thread's
+    ``no_grad`` does not switch recording off in another thread, and a new thread
+    starts with recording on."""
+
+    enabled = True
+
+
+_mode = _GradMode()
 
 
 @contextlib.contextmanager
 def no_grad():
-    """Context manager in which ops record no graph (inference, optimizer updates)."""
-    global _grad_enabled
-    previous = _grad_enabled
-    _grad_enabled = False
+    """Context manager in which ops record no graph (inference, optimizer updates),
+    in the calling thread."""
+    previous = _mode.enabled
+    _mode.enabled = False
     try:
         yield
     finally:
-        _grad_enabled = previous
+        _mode.enabled = previous
+
+
+@contextlib.contextmanager
+def grad_mode(enabled: bool):
+    """Context manager that sets graph recording on or off in the calling thread."""
+    previous = _mode.enabled
+    _mode.enabled = bool(enabled)
+    try:
+        yield
+    finally:
+        _mode.enabled = previous
 
 
 def is_grad_enabled() -> bool:
-    """Return whether ops currently record the graph."""
-    return _grad_enabled
+    """Return whether ops currently record the graph in the calling thread."""
+    return _mode.enabled
 
 
 def _as_array(value, dtype=None):
@@ -275,7 +297,7 @@ class Function:
 
     def __call__(self, *inputs) -> Tensor:
         tensors = tuple(as_tensor(x) for x in inputs)
-        record = _grad_enabled and any(t.requires_grad for t in tensors)
+        record = _mode.enabled and any(t.requires_grad for t in tensors)
         # Set before forward, so forward can skip saving what no backward will read.
         self.needs_input_grad = (
             tuple(t.requires_grad for t in tensors) if record else (False,) * len(tensors)

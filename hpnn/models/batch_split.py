@@ -191,10 +191,19 @@ def _executor(workers: int):
 
 def run(fn, slices):
     """``[fn(s) for s in slices]``, the first on this thread and the others on workers,
-    with single-threaded BLAS. Every part finishes before this returns or raises."""
+    with single-threaded BLAS and this thread's graph recording (on or off; it is
+    per thread). Every part finishes before this returns or raises."""
+    from hpnn.engine.tensor import grad_mode, is_grad_enabled
+
     pool = _executor(len(slices) - 1)
+    recording = is_grad_enabled()
+
+    def worker(sl):
+        with grad_mode(recording):
+            return fn(sl)
+
     with single_threaded_blas():
-        futures = [pool.submit(fn, s) for s in slices[1:]]
+        futures = [pool.submit(worker, s) for s in slices[1:]]
         try:
             first = fn(slices[0])
         finally:

@@ -262,7 +262,7 @@ class Model(Layer):
         """The model's outputs for a batch, without a graph (split across threads where
         that pays, see ``batch_split``)."""
         slices = batch_split.parts(self, len(xb), training=False)
-        with no_grad():  # (global: entered here, not in the parts' threads)
+        with no_grad():  # batch_split.run carries it into the parts' threads
             if slices is None:
                 return self(self._to_input(xb), training=False).data
             parts = batch_split.run(

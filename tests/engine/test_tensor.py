@@ -158,6 +158,39 @@ def test_no_grad_nests_and_restores_after_exception():
     assert is_grad_enabled()
 
 
+def test_grad_mode_is_per_thread():
+    # One thread's no_grad (an optimizer step, a predict) must not stop another
+    # thread's forward pass from recording its graph; a new thread starts recording.
+    import threading
+
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    inside, entered, release = [], threading.Event(), threading.Event()
+
+    def other():
+        with no_grad():
+            entered.set()
+            release.wait(5)
+            inside.append(is_grad_enabled())
+
+    t = threading.Thread(target=other)
+    t.start()
+    entered.wait(5)
+    try:
+        assert is_grad_enabled()
+        y = (x * 2.0).sum()
+        seen = []
+        t2 = threading.Thread(target=lambda: seen.append(is_grad_enabled()))
+        t2.start()
+        t2.join()
+    finally:
+        release.set()
+        t.join()
+    assert y.requires_grad and y.creator is not None
+    assert seen == [True] and inside == [False]
+    y.backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 2.0])
+
+
 def test_no_graph_without_inputs_requiring_grad():
     y = Tensor([1.0]) * Tensor([2.0])
     assert y.requires_grad is False

@@ -200,6 +200,28 @@ def test_run_uses_threads_waits_for_all_and_restores_blas():
     assert batch_split.blas_threads() == before
 
 
+def test_parts_record_as_the_caller_does():
+    from hpnn.engine import is_grad_enabled, no_grad
+
+    parts = [slice(0, 1), slice(1, 2), slice(2, 3)]
+    assert batch_split.run(lambda sl: is_grad_enabled(), parts) == [True] * 3
+    with no_grad():
+        assert batch_split.run(lambda sl: is_grad_enabled(), parts) == [False] * 3
+    assert is_grad_enabled()
+
+
+def test_split_predict_leaves_recording_on_in_every_thread(split):
+    from hpnn.engine import is_grad_enabled
+
+    model = compiled(cnn())
+    x, _ = data(model, 16)
+    model.predict(x, batch_size=16, verbose=0)
+    assert split  # the predict ran split
+    parts = [slice(0, 1), slice(1, 2), slice(2, 3)]
+    assert batch_split.run(lambda sl: is_grad_enabled(), parts) == [True] * 3
+    assert is_grad_enabled()
+
+
 def test_a_forked_child_gets_a_fresh_pool(monkeypatch):
     batch_split.run(lambda sl: None, [slice(0, 1), slice(1, 2)])
     first = batch_split._pool[1]
