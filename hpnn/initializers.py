@@ -191,6 +191,8 @@ def serialize(initializer):
     """A JSON-able form that ``get`` turns back into the initializer."""
     if isinstance(initializer, str) or initializer is None:
         return initializer
+    if isinstance(initializer, dict) and "class_name" in initializer:
+        return initializer  # already serialized (a layer loaded from a config keeps it)
     if isinstance(initializer, Initializer):
         return {"class_name": type(initializer).__name__, "config": initializer.get_config()}
     raise ValueError(f"Cannot serialize initializer {initializer!r}: use a built-in one.")

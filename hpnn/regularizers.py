@@ -64,6 +64,8 @@ def serialize(regularizer):
     """A JSON-able form that ``get`` turns back into the regularizer."""
     if regularizer is None or isinstance(regularizer, str):
         return regularizer
+    if isinstance(regularizer, dict) and "class_name" in regularizer:
+        return regularizer  # already serialized (a layer loaded from a config keeps it)
     if isinstance(regularizer, Regularizer):
         return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}
     raise ValueError(f"Cannot serialize regularizer {regularizer!r}: use a built-in one.")

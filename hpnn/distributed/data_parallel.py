@@ -10,10 +10,14 @@ logs every rank sees — and every callback decides on — are global and equal.
 
 from __future__ import annotations
 
+import functools
+import operator
+
 import numpy as np
 
 from hpnn.backend import get_xp, to_numpy, xp_default
 from hpnn.engine.tensor import no_grad
+from hpnn.layers.base import collect_activity_penalties
 
 
 def local_slice(n_global: int, rank: int, size: int, per_rank: int) -> slice:
@@ -55,15 +59,17 @@ def train_step(model, comm, xb, yb, n_global: int) -> float:
     for v in variables:
         v.grad = None
     if n_local:
-        y_pred = model(model._to_input(xb), training=True)
-        data_loss = model.loss(yb, y_pred)
+        with collect_activity_penalties() as activity:
+            y_pred = model(model._to_input(xb), training=True)
+        # activity penalties are batch means, like the data loss: scaled the same way
+        data_loss = functools.reduce(operator.add, activity, model.loss(yb, y_pred))
         loss = data_loss * scale
         loss_value = float(data_loss.item()) * n_local
         for m in model.metrics:
             m.update_state(yb, y_pred.data)
     else:
         loss = None
-    penalties = model.losses
+    penalties = model._weight_penalties()
     if penalties:
         # Each rank adds 1/size of the penalty: the sum over ranks counts it once.
         share = sum(penalties[1:], penalties[0]) * (1.0 / comm.size)

@@ -230,6 +230,7 @@ CONVERTERS = {
     hl.Dense: dense,
     hl.Flatten: flatten,
     hl.Dropout: identity,
+    hl.ActivityRegularization: identity,  # a training loss only
     # augmentation: the identity outside training
     hl.RandomFlip: identity,
     hl.RandomTranslation: identity,

@@ -10,7 +10,15 @@ from hpnn.layers.conv import (
     MaxPool2D,
     MaxPooling2D,
 )
-from hpnn.layers.core import Activation, Dense, Dropout, Flatten, Input, InputLayer
+from hpnn.layers.core import (
+    Activation,
+    ActivityRegularization,
+    Dense,
+    Dropout,
+    Flatten,
+    Input,
+    InputLayer,
+)
 from hpnn.layers.embedding import Embedding
 from hpnn.layers.normalization import BatchNormalization, LayerNormalization
 from hpnn.layers.pooling import (
@@ -34,6 +42,7 @@ __all__ = [
     "GRU",
     "LSTM",
     "Activation",
+    "ActivityRegularization",
     "AveragePooling1D",
     "AveragePooling2D",
     "AvgPool1D",

@@ -3,17 +3,41 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import inspect
 import re
+import threading
 
 import numpy as np
 
 from hpnn import activations, initializers, regularizers
 from hpnn.backend import floatx, to_numpy
-from hpnn.engine.tensor import Tensor, _as_array
+from hpnn.engine import ops
+from hpnn.engine.tensor import Tensor, _as_array, is_grad_enabled
 from hpnn.engine.variable import Variable
 
 _name_counts: collections.Counter = collections.Counter()
+
+
+class _Collector(threading.local):
+    """The list that layers called in this thread add their activity penalties to."""
+
+    active: list | None = None
+
+
+_collector = _Collector()
+
+
+@contextlib.contextmanager
+def collect_activity_penalties():
+    """Collect the activity-regularizer penalties of the layers called in the block,
+    in this thread (so the parts of a batch split each collect their own)."""
+    previous = _collector.active
+    _collector.active = penalties = []
+    try:
+        yield penalties
+    finally:
+        _collector.active = previous
 
 
 def unique_name(base: str) -> str:
@@ -75,6 +99,8 @@ class Layer:
 
     input_ndim: int | None = None
     min_ndim: int | None = None
+    activity_regularizer = None  # (set in __init__; here for subclasses that skip it)
+    _activity_losses: list | tuple = ()
     rank_hint: str = ""
     supports_masking = False
     _float_input = True
@@ -87,12 +113,22 @@ class Layer:
         cls._call_accepts_mask = "mask" in inspect.signature(cls.call).parameters
         cls._computes_mask = cls.compute_mask is not Layer.compute_mask
 
-    def __init__(self, name=None, trainable=True, dtype=None, input_shape=None, **kwargs):
+    def __init__(
+        self,
+        name=None,
+        trainable=True,
+        dtype=None,
+        input_shape=None,
+        activity_regularizer=None,
+        **kwargs,
+    ):
         if kwargs:
             raise TypeError(
                 f"{type(self).__name__}: unexpected keyword argument(s) {sorted(kwargs)}."
             )
         self.name = name or unique_name(_snake(type(self).__name__))
+        self.activity_regularizer = regularizers.get(activity_regularizer)
+        self._activity_losses: list = []
         self.trainable = trainable
         self.dtype = dtype or floatx()
         self.built = False
@@ -226,11 +262,41 @@ class Layer:
             self.build_for((None, *x.shape[1:]))
         else:
             self.check_input_shape(x.shape)
-        return self.call(x, training=training, **kwargs)
+        out = self.call(x, training=training, **kwargs)
+        if self.activity_regularizer is not None:
+            self._record_activity(out)
+        return out
+
+    def _record_activity(self, out) -> None:
+        """The activity penalty of each output, a mean over the batch as in Keras 3:
+        ``activity_regularizer(output) / batch_size``. Kept as this layer's latest
+        (``Model.losses``) and added to the thread's collection, if one is open.
+        Skipped where nothing can use it: no collection and no graph (predict)."""
+        collecting = _collector.active
+        if collecting is None and not is_grad_enabled():
+            self._activity_losses = []
+            return
+        outs = out if isinstance(out, (tuple, list)) else [out]
+        penalties = []
+        for t in outs:
+            if not isinstance(t, Tensor):
+                continue
+            p = self.activity_regularizer(t)
+            if t.ndim > 0 and t.shape[0] > 0:
+                p = p * (1.0 / t.shape[0])
+            elif t.ndim > 0:  # an empty batch: no penalty (Keras divides with no NaN)
+                p = ops.sum(t) * 0.0
+            penalties.append(p)
+        self._activity_losses = penalties
+        if collecting is not None:
+            collecting.extend(penalties)
 
     # -- config ----------------------------------------------------------------
     def get_config(self) -> dict:
-        return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+        if self.activity_regularizer is not None:
+            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
+        return config
 
     @classmethod
     def from_config(cls, config: dict):
@@ -260,7 +326,7 @@ class KernelLayer(Layer):
         self.bias_initializer = bias_initializer
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.activity_regularizer = activity_regularizer
+        self.activity_regularizer = regularizers.get(activity_regularizer)
 
     def _last_axis(self, input_shape) -> int:
         """The input's feature/channel count, which the kernel's shape needs."""
@@ -295,20 +361,32 @@ class KernelLayer(Layer):
         }
 
 
-def random_generators(layer) -> list:
-    """Every numpy Generator that ``layer`` and the layers inside it own (dropout,
-    augmentation...), in a fixed order: what must be saved to replay a run exactly."""
-    found, seen, todo = [], set(), [layer]
+def _walk(layer):
+    """``layer`` and every layer inside it (held in an attribute or a list of them),
+    each once, in a fixed order."""
+    seen, todo = set(), [layer]
     while todo:
         obj = todo.pop()
         if id(obj) in seen:
             continue
         seen.add(id(obj))
+        yield obj
         for v in vars(obj).values():
             items = v if isinstance(v, (list, tuple)) else [v]
-            for item in items:
-                if isinstance(item, np.random.Generator):
-                    found.append(item)
-                elif isinstance(item, Layer):
-                    todo.append(item)
+            todo.extend(item for item in items if isinstance(item, Layer))
+
+
+def random_generators(layer) -> list:
+    """Every numpy Generator that ``layer`` and the layers inside it own (dropout,
+    augmentation...), in a fixed order: what must be saved to replay a run exactly."""
+    found = []
+    for obj in _walk(layer):
+        for v in vars(obj).values():
+            items = v if isinstance(v, (list, tuple)) else [v]
+            found.extend(item for item in items if isinstance(item, np.random.Generator))
     return found
+
+
+def activity_losses(layer) -> list:
+    """The activity penalties of the latest call of ``layer`` and the layers inside it."""
+    return [p for obj in _walk(layer) for p in getattr(obj, "_activity_losses", ())]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from hpnn import activations
+from hpnn import activations, regularizers
 from hpnn.engine import ops
 from hpnn.layers.base import KernelLayer, Layer
 from hpnn.random import make_rng
@@ -168,3 +168,27 @@ class Activation(Layer):
 
     def get_config(self):
         return {**super().get_config(), "activation": activations.serialize(self.activation)}
+
+
+class ActivityRegularization(Layer):
+    """Pass the input through and add ``(l1 * sum(|x|) + l2 * sum(x ** 2)) / batch``
+    to the loss, as ``keras.layers.ActivityRegularization``."""
+
+    supports_masking = True
+
+    def __init__(self, l1=0.0, l2=0.0, **kwargs):
+        if "activity_regularizer" in kwargs:
+            raise TypeError(
+                "ActivityRegularization: pass l1 and l2, not activity_regularizer. "
+                f"Received: activity_regularizer={kwargs['activity_regularizer']!r}"
+            )
+        super().__init__(activity_regularizer=regularizers.L1L2(l1=l1, l2=l2), **kwargs)
+        self.l1, self.l2 = self.activity_regularizer.l1, self.activity_regularizer.l2
+
+    def call(self, x, training=False):
+        return x
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("activity_regularizer", None)
+        return {**config, "l1": self.l1, "l2": self.l2}

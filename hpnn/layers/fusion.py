@@ -35,6 +35,7 @@ def plan(layers) -> list:
         if (
             type(a) is Conv2D
             and a.activation is activations.relu
+            and a.activity_regularizer is None  # its penalty needs the unpooled output
             and a.built
             and type(b) is MaxPooling2D
         ):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hpnn import activations, initializers
+from hpnn import activations, initializers, regularizers
 from hpnn.backend import get_xp
 from hpnn.engine.ops.recurrent import gru, lstm, simple_rnn
 from hpnn.engine.ops.recurrent_base import ACTIVATIONS
@@ -101,7 +101,7 @@ class _RNN(Layer):
         self.kernel_regularizer = kernel_regularizer
         self.recurrent_regularizer = recurrent_regularizer
         self.bias_regularizer = bias_regularizer
-        self.activity_regularizer = activity_regularizer
+        self.activity_regularizer = regularizers.get(activity_regularizer)
         self.dropout = float(dropout)
         self.recurrent_dropout = 0.0
         self.seed = seed
@@ -223,12 +223,12 @@ class _RNN(Layer):
             "units": self.units,
             "activation": self.activation,
             "use_bias": self.use_bias,
-            "kernel_initializer": self.kernel_initializer,
-            "recurrent_initializer": self.recurrent_initializer,
-            "bias_initializer": self.bias_initializer,
-            "kernel_regularizer": self.kernel_regularizer,
-            "recurrent_regularizer": self.recurrent_regularizer,
-            "bias_regularizer": self.bias_regularizer,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
             "dropout": self.dropout,
             "seed": self.seed if isinstance(self.seed, int) else None,
             "return_sequences": self.return_sequences,

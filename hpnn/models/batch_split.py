@@ -100,7 +100,7 @@ _WORTH = (
 _TRAIN = (
     *_WORTH, "InputLayer", "Dense", "Flatten", "Activation", "GlobalAveragePooling1D",
     "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Reshape",
-    "Permute", "RepeatVector", "LayerNormalization", "Embedding",
+    "Permute", "RepeatVector", "LayerNormalization", "Embedding", "ActivityRegularization",
 )  # fmt: skip
 # Random or stateful in training only; sample by sample in inference.
 _INFER = (

@@ -18,7 +18,7 @@ from hpnn.backend import floatx, get_xp, to_numpy, xp_default
 from hpnn.data import adapter
 from hpnn.distributed import data_parallel, get_comm
 from hpnn.engine.tensor import Tensor, gradients, no_grad
-from hpnn.layers.base import Layer
+from hpnn.layers.base import Layer, activity_losses, collect_activity_penalties
 from hpnn.models import batch_split
 from hpnn.random import make_rng
 from hpnn.training.callbacks import CallbackList, History, ProgbarLogger
@@ -118,7 +118,12 @@ class Model(Layer):
 
     @property
     def losses(self) -> list[Tensor]:
-        """Regularization penalties of all weights, as scalar tensors."""
+        """The weights' regularization penalties, then the activity-regularizer
+        penalties of each layer's latest call (as Keras' ``model.losses``), as
+        scalar tensors: what a custom training loop adds to its loss."""
+        return self._weight_penalties() + activity_losses(self)
+
+    def _weight_penalties(self) -> list[Tensor]:
         return [w.regularizer(w) for w in self.weights if w.regularizer is not None]
 
     # -- compile ----------------------------------------------------------------
@@ -207,9 +212,13 @@ class Model(Layer):
     _float_input = True
 
     # -- steps ----------------------------------------------------------------------
-    def _total_loss(self, yb, y_pred):
+    def _total_loss(self, yb, y_pred, activity=()):
+        """The loss plus the weight penalties plus ``activity``: the activity penalties
+        that ``collect_activity_penalties`` gathered in the forward pass of ``y_pred``
+        (gathered per thread, not read off the layers, which the parts of a batch
+        split share)."""
         loss = self.loss(yb, y_pred)
-        for penalty in self.losses:
+        for penalty in (*self._weight_penalties(), *activity):
             loss = loss + penalty
         return loss
 
@@ -218,8 +227,9 @@ class Model(Layer):
         slices = batch_split.parts(self, len(xb), training=True)
         if slices is not None:
             return self._train_step_split(xb, yb, slices)
-        y_pred = self(self._to_input(xb), training=True)
-        loss = self._total_loss(yb, y_pred)
+        with collect_activity_penalties() as activity:
+            y_pred = self(self._to_input(xb), training=True)
+        loss = self._total_loss(yb, y_pred, activity)
         variables = self.trainable_weights
         for v in variables:
             v.grad = None
@@ -241,8 +251,9 @@ class Model(Layer):
 
         def part(sl):
             share = (sl.stop - sl.start) / n
-            y_pred = self(self._to_input(xb[sl]), training=True)
-            loss = self._total_loss(yb[sl], y_pred)
+            with collect_activity_penalties() as activity:
+                y_pred = self(self._to_input(xb[sl]), training=True)
+            loss = self._total_loss(yb[sl], y_pred, activity)
             return share * float(loss.item()), y_pred.data, gradients(loss, variables, share)
 
         results = batch_split.run(part, slices)
@@ -276,8 +287,9 @@ class Model(Layer):
 
         def part(sl):
             # the loss from the output tensor: a softmax output's loss reads its logits
-            y_pred = self(self._to_input(xb[sl]), training=False)
-            loss = self._total_loss(yb[sl], y_pred)
+            with collect_activity_penalties() as activity:
+                y_pred = self(self._to_input(xb[sl]), training=False)
+            loss = self._total_loss(yb[sl], y_pred, activity)
             share = (sl.stop - sl.start) / n if n else 1.0  # 1.0 for the whole batch: exact
             return float(loss.item()) * share, y_pred.data
 

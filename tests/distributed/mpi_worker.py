@@ -28,7 +28,12 @@ def build():
             layers.Conv2D(4, 3, activation="relu"),
             layers.MaxPooling2D(2),
             layers.Flatten(),
-            layers.Dense(8, activation="tanh", kernel_regularizer=hpnn.regularizers.L2(1e-3)),
+            layers.Dense(
+                8,
+                activation="tanh",
+                kernel_regularizer=hpnn.regularizers.L2(1e-3),
+                activity_regularizer=hpnn.regularizers.L1(1e-2),
+            ),
             layers.Dense(3, activation="softmax"),
         ]
     )

@@ -54,8 +54,9 @@ CASES = {
     "mlp": (
         lambda: [
             Input(shape=(6,)),
-            layers.Dense(5, activation="relu"),
+            layers.Dense(5, activation="relu", activity_regularizer="l2"),
             layers.Dropout(0.5),
+            layers.ActivityRegularization(l1=0.01),
             layers.Dense(4, activation="softmax"),
         ],
         lambda: seqs()[:, 0, :].repeat(2, axis=1)[:, :6],

@@ -29,12 +29,18 @@ def split(monkeypatch):
     return calls
 
 
-def cnn(seed=0, regularizer=None):
+def cnn(seed=0, regularizer=None, activity=None):
     hpnn.utils.set_random_seed(seed)
     return hpnn.Sequential(
         [
             hpnn.Input((8, 8, 2)),
-            layers.Conv2D(4, 3, activation="relu", kernel_regularizer=regularizer),
+            layers.Conv2D(
+                4,
+                3,
+                activation="relu",
+                kernel_regularizer=regularizer,
+                activity_regularizer=activity,
+            ),
             layers.MaxPooling2D(),
             layers.Flatten(),
             layers.Dense(3, activation="softmax"),
@@ -76,7 +82,14 @@ def train_both(make, n, monkeypatch, steps=3):
 
 
 @pytest.mark.parametrize(
-    "make", [cnn, rnn, lambda: cnn(regularizer="l2")], ids=["cnn", "rnn", "cnn_l2"]
+    "make",
+    [
+        cnn,
+        rnn,
+        lambda: cnn(regularizer="l2"),
+        lambda: cnn(activity=hpnn.regularizers.L1L2(l1=0.05, l2=0.05)),
+    ],
+    ids=["cnn", "rnn", "cnn_l2", "cnn_activity"],
 )
 @pytest.mark.parametrize("n", [12, 13])  # 3 equal parts; parts of 4, 4 and 5
 def test_split_step_gives_the_whole_batch_step(make, n, split, monkeypatch):
