@@ -106,8 +106,61 @@ def check_targets(y: np.ndarray, loss_name: str, out_shape: tuple, name: str = "
         )
 
 
-def split_validation(x, y, fraction: float):
-    """Keras' ``validation_split``: the last ``fraction`` of the samples, before shuffling."""
+def sample_weights(sample_weight, class_weight, y, what: str = ""):
+    """The per-sample weights of ``fit``/``evaluate`` as float32, or None.
+
+    ``sample_weight``: an array whose first axis is the samples (``(N,)``, or the
+    shape of the loss per sample, e.g. ``(N, T)``). ``class_weight``: a dict from
+    class index to weight, turned into sample weights through the targets as Keras
+    does (one-hot targets by their argmax; classes not in the dict weigh 1).
+    """
+    if class_weight is not None:
+        if sample_weight is not None:
+            raise ValueError(
+                "You cannot use class_weight and sample_weight at the same time: pass "
+                "one. Received: both"
+            )
+        if not isinstance(class_weight, dict) or not all(
+            isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 0
+            for k in class_weight
+        ):
+            raise ValueError(
+                "class_weight must be a dict from class index (int >= 0) to weight. "
+                f"Received: {class_weight!r}"
+            )
+        labels = np.asarray(y)
+        if labels.ndim > 2:
+            raise ValueError(
+                "class_weight needs targets of one class per sample: (N,) labels or (N, C) "
+                f"one-hot. Received: targets of shape {labels.shape}; pass sample_weight"
+            )
+        if labels.ndim == 2:
+            labels = labels.argmax(axis=-1) if labels.shape[-1] != 1 else labels[:, 0]
+        labels = np.round(labels).astype(np.int64)
+        if labels.size and labels.min() < 0:
+            raise ValueError(
+                f"class_weight needs class indices >= 0. Received: a target of {labels.min()}"
+            )
+        table = np.ones(max(int(labels.max(initial=0)), max(class_weight)) + 1, np.float64)
+        for k, v in class_weight.items():
+            table[int(k)] = float(v)
+        return table[labels].astype(np.float32)
+    if sample_weight is None:
+        return None
+    name = f"{what}sample_weight"
+    w = to_array(sample_weight, name)
+    check_finite(w, name)
+    if len(w) != len(y):
+        raise ValueError(
+            f"{name} must have one weight per sample: {len(y)} samples. Received: shape={w.shape}"
+        )
+    return w.astype(np.float32)
+
+
+def split_validation(x, y, fraction: float, sample_weight=None):
+    """Keras' ``validation_split``: the last ``fraction`` of the samples, before shuffling.
+    Returns ``(x, y, w), (x_val, y_val, w_val)`` (``w`` None without sample weights;
+    the validation part None when ``fraction`` is 0)."""
     if not 0.0 <= fraction < 1.0:
         raise ValueError(
             f"validation_split must be in [0, 1). Received: validation_split={fraction}"
@@ -115,10 +168,12 @@ def split_validation(x, y, fraction: float):
     n_val = int(len(x) * fraction)
     if fraction and n_val == 0:
         raise ValueError(f"validation_split={fraction} leaves no validation sample out of {len(x)}")
-    if n_val == 0:
-        return (x, y), None
     cut = len(x) - n_val
-    return (x[:cut], None if y is None else y[:cut]), (x[cut:], None if y is None else y[cut:])
+    arrays = (x, y, sample_weight)
+    if n_val == 0:
+        return arrays, None
+    train = tuple(None if a is None else a[:cut] for a in arrays)
+    return train, tuple(None if a is None else a[cut:] for a in arrays)
 
 
 def batch_slices(n: int, batch_size: int):

@@ -49,8 +49,9 @@ def broadcast_state(model, comm) -> None:
         model.optimizer.iterations = comm.bcast_obj(model.optimizer.iterations)
 
 
-def train_step(model, comm, xb, yb, n_global: int) -> float:
-    """One synchronous step on this rank's shard; returns the global batch mean loss."""
+def train_step(model, comm, xb, yb, n_global: int, wb=None) -> float:
+    """One synchronous step on this rank's shard (``wb``: its sample weights, or None);
+    returns the global batch mean loss."""
     variables = model.trainable_weights
     n_local = len(xb)
     scale = n_local / n_global
@@ -62,11 +63,11 @@ def train_step(model, comm, xb, yb, n_global: int) -> float:
         with collect_activity_penalties() as activity:
             y_pred = model(model._to_input(xb), training=True)
         # activity penalties are batch means, like the data loss: scaled the same way
-        data_loss = functools.reduce(operator.add, activity, model.loss(yb, y_pred))
+        data_loss = functools.reduce(operator.add, activity, model.loss(yb, y_pred, wb))
         loss = data_loss * scale
         loss_value = float(data_loss.item()) * n_local
         for m in model.metrics:
-            m.update_state(yb, y_pred.data)
+            m.update_state(yb, y_pred.data, wb)
     else:
         loss = None
     penalties = model._weight_penalties()
@@ -122,7 +123,7 @@ def _any64(variables) -> bool:
     return any(v.dtype == np.float64 for v in variables)
 
 
-def evaluate(model, comm, x, y, batch_size: int, cb=None) -> dict:
+def evaluate(model, comm, x, y, batch_size: int, cb=None, w=None) -> dict:
     """Loss and metrics over ``(x, y)``, each rank on a contiguous shard; exact totals.
 
     ``cb`` gets ``on_test_batch_begin/end`` for this rank's batches (local logs).
@@ -131,12 +132,14 @@ def evaluate(model, comm, x, y, batch_size: int, cb=None) -> dict:
         m.reset_state()
     shard = even_shard(len(x), comm.rank, comm.size)
     xs, ys = x[shard], y[shard]
+    ws = None if w is None else w[shard]
     total = 0.0
     for step, start in enumerate(range(0, len(xs), batch_size)):
         xb, yb = xs[start : start + batch_size], ys[start : start + batch_size]
         if cb is not None:
             cb.on_test_batch_begin(step)
-        total += model.test_step(xb, yb) * len(xb)
+        wb = () if ws is None else (ws[start : start + batch_size],)
+        total += model.test_step(xb, yb, *wb) * len(xb)
         if cb is not None:
             cb.on_test_batch_end(step, {"loss": total / (start + len(xb))})
     buf = np.array([total, *[v for m in model.metrics for v in (m.total, m.count)]], np.float64)

@@ -212,24 +212,25 @@ class Model(Layer):
     _float_input = True
 
     # -- steps ----------------------------------------------------------------------
-    def _total_loss(self, yb, y_pred, activity=()):
+    def _total_loss(self, yb, y_pred, activity=(), sample_weight=None):
         """The loss plus the weight penalties plus ``activity``: the activity penalties
         that ``collect_activity_penalties`` gathered in the forward pass of ``y_pred``
         (gathered per thread, not read off the layers, which the parts of a batch
         split share)."""
-        loss = self.loss(yb, y_pred)
+        loss = self.loss(yb, y_pred, sample_weight)
         for penalty in (*self._weight_penalties(), *activity):
             loss = loss + penalty
         return loss
 
-    def train_step(self, xb, yb) -> float:
-        """One optimizer step on a batch; returns the batch loss."""
+    def train_step(self, xb, yb, sample_weight=None) -> float:
+        """One optimizer step on a batch (``sample_weight``: one weight per sample, or
+        None); returns the batch loss."""
         slices = batch_split.parts(self, len(xb), training=True)
         if slices is not None:
-            return self._train_step_split(xb, yb, slices)
+            return self._train_step_split(xb, yb, slices, sample_weight)
         with collect_activity_penalties() as activity:
             y_pred = self(self._to_input(xb), training=True)
-        loss = self._total_loss(yb, y_pred, activity)
+        loss = self._total_loss(yb, y_pred, activity, sample_weight)
         variables = self.trainable_weights
         for v in variables:
             v.grad = None
@@ -239,10 +240,10 @@ class Model(Layer):
         for v in variables:
             v.grad = None
         for m in self.metrics:
-            m.update_state(yb, y_pred.data)
+            m.update_state(yb, y_pred.data, sample_weight)
         return float(loss.item())
 
-    def _train_step_split(self, xb, yb, slices) -> float:
+    def _train_step_split(self, xb, yb, slices, sample_weight=None) -> float:
         """``train_step`` with the batch split across threads (``batch_split``): each
         part's loss (a batch mean) is weighted by the part's share of the batch, so the
         summed gradients and losses are those of the whole batch."""
@@ -251,9 +252,10 @@ class Model(Layer):
 
         def part(sl):
             share = (sl.stop - sl.start) / n
+            w = None if sample_weight is None else sample_weight[sl]
             with collect_activity_penalties() as activity:
                 y_pred = self(self._to_input(xb[sl]), training=True)
-            loss = self._total_loss(yb[sl], y_pred, activity)
+            loss = self._total_loss(yb[sl], y_pred, activity, w)
             return share * float(loss.item()), y_pred.data, gradients(loss, variables, share)
 
         results = batch_split.run(part, slices)
@@ -266,7 +268,7 @@ class Model(Layer):
         if self.metrics:
             y_pred = np.concatenate([r[1] for r in results])
             for m in self.metrics:
-                m.update_state(yb, y_pred)
+                m.update_state(yb, y_pred, sample_weight)
         return sum(r[0] for r in results)
 
     def _forward(self, xb):
@@ -281,15 +283,16 @@ class Model(Layer):
             )
         return get_xp(parts[0]).concatenate(parts)
 
-    def test_step(self, xb, yb) -> float:
+    def test_step(self, xb, yb, sample_weight=None) -> float:
         slices = batch_split.parts(self, len(xb), training=False)
         n = len(xb)
 
         def part(sl):
             # the loss from the output tensor: a softmax output's loss reads its logits
+            w = None if sample_weight is None else sample_weight[sl]
             with collect_activity_penalties() as activity:
                 y_pred = self(self._to_input(xb[sl]), training=False)
-            loss = self._total_loss(yb[sl], y_pred, activity)
+            loss = self._total_loss(yb[sl], y_pred, activity, w)
             share = (sl.stop - sl.start) / n if n else 1.0  # 1.0 for the whole batch: exact
             return float(loss.item()) * share, y_pred.data
 
@@ -297,7 +300,7 @@ class Model(Layer):
             results = [part(slice(0, n))] if slices is None else batch_split.run(part, slices)
         y_pred = results[0][1] if len(results) == 1 else np.concatenate([r[1] for r in results])
         for m in self.metrics:
-            m.update_state(yb, y_pred)
+            m.update_state(yb, y_pred, sample_weight)
         return sum(r[0] for r in results)
 
     # -- fit ------------------------------------------------------------------------
@@ -322,26 +325,29 @@ class Model(Layer):
     ):
         """Train for ``epochs`` epochs; returns the ``History``."""
         self._require_compiled("fit")
-        for name, val in (
-            ("class_weight", class_weight),
-            ("sample_weight", sample_weight),
-            ("steps_per_epoch", steps_per_epoch),
-        ):
-            if val is not None:
-                raise NotImplementedError(f"fit(): {name} is not supported yet.")
+        if steps_per_epoch is not None:
+            raise NotImplementedError("fit(): steps_per_epoch is not supported yet.")
         batch_size = adapter.check_batch_size(batch_size)
         if not isinstance(epochs, int) or epochs < 0:
             raise ValueError(f"epochs must be a non-negative int. Received: epochs={epochs!r}")
         x, y = self._prepare(x, y, "")
+        w = adapter.sample_weights(sample_weight, class_weight, y)
         if validation_data is None and validation_split:
-            (x, y), validation_data = adapter.split_validation(x, y, validation_split)
+            (x, y, w), validation_data = adapter.split_validation(x, y, validation_split, w)
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            shape = (
+                f" of length {len(validation_data)}"
+                if isinstance(validation_data, (tuple, list))
+                else ""
+            )
+            if not shape or len(validation_data) not in (2, 3):
                 raise ValueError(
-                    "validation_data must be a tuple (x_val, y_val). "
-                    f"Received: {type(validation_data).__name__}"
+                    "validation_data must be a tuple (x_val, y_val) or (x_val, y_val, "
+                    f"sample_weight_val). Received: {type(validation_data).__name__}{shape}"
                 )
-            validation_data = self._prepare(*validation_data, "validation_data ")
+            xv, yv = self._prepare(*validation_data[:2], "validation_data ")
+            wv = validation_data[2] if len(validation_data) == 3 else None
+            validation_data = (xv, yv, adapter.sample_weights(wv, None, yv, "validation_data "))
         verbose = 1 if verbose == "auto" else verbose
         comm = get_comm()
         if comm is not None and comm.rank != 0:
@@ -377,7 +383,7 @@ class Model(Layer):
             if self._resume_epoch is not None:  # set by BackupAndRestore
                 initial_epoch = max(initial_epoch, self._resume_epoch)
             for epoch in range(initial_epoch, epochs):
-                logs = self._train_epoch(x, y, batch_size, epoch, shuffle, cb, comm)
+                logs = self._train_epoch(x, y, w, batch_size, epoch, shuffle, cb, comm)
                 if validation_data is not None and (epoch + 1) % validation_freq == 0:
                     val_bs = validation_batch_size or batch_size
                     val = self._evaluate_arrays(*validation_data, val_bs, comm, cb)
@@ -393,7 +399,7 @@ class Model(Layer):
             return None
         return np.random.default_rng((self._shuffle_seed, epoch)).permutation(n)
 
-    def _train_epoch(self, x, y, batch_size, epoch, shuffle, cb, comm=None):
+    def _train_epoch(self, x, y, w, batch_size, epoch, shuffle, cb, comm=None):
         cb.on_epoch_begin(epoch)
         for m in self.metrics:
             m.reset_state()
@@ -406,11 +412,13 @@ class Model(Layer):
             idx = sl if order is None else order[sl]
             n = sl.stop - sl.start
             if comm is None:
-                loss = self.train_step(x[idx], y[idx])
+                # (weights only when given: a subclass's train_step(xb, yb) still works)
+                loss = self.train_step(x[idx], y[idx], *(() if w is None else (w[idx],)))
             else:
                 idx = np.arange(sl.start, sl.stop) if order is None else idx
                 mine = idx[data_parallel.local_slice(n, comm.rank, ranks, batch_size)]
-                loss = data_parallel.train_step(self, comm, x[mine], y[mine], n)
+                wb = None if w is None else w[mine]
+                loss = data_parallel.train_step(self, comm, x[mine], y[mine], n, wb)
             total += loss * n
             seen += n
             logs = {"loss": total / seen, **{m.name: m.result() for m in self.metrics}}
@@ -420,11 +428,11 @@ class Model(Layer):
         return dict(logs)
 
     # -- evaluate / predict -------------------------------------------------------------
-    def _evaluate_arrays(self, x, y, batch_size, comm=None, cb=None) -> dict:
+    def _evaluate_arrays(self, x, y, w, batch_size, comm=None, cb=None) -> dict:
         cb = cb if cb is not None else CallbackList()
         cb.on_test_begin()
         if comm is not None:
-            logs = data_parallel.evaluate(self, comm, x, y, batch_size, cb)
+            logs = data_parallel.evaluate(self, comm, x, y, batch_size, cb, w)
             cb.on_test_end(logs)
             return logs
         for m in self.metrics:
@@ -433,7 +441,7 @@ class Model(Layer):
         for step, sl in enumerate(adapter.batch_slices(len(x), batch_size)):
             cb.on_test_batch_begin(step)
             n = sl.stop - sl.start
-            total += self.test_step(x[sl], y[sl]) * n
+            total += self.test_step(x[sl], y[sl], *(() if w is None else (w[sl],))) * n
             seen += n
             logs = {"loss": total / seen, **{m.name: m.result() for m in self.metrics}}
             cb.on_test_batch_end(step, logs)
@@ -454,14 +462,13 @@ class Model(Layer):
     ):
         """Loss (and metrics) on ``(x, y)``: a float, a list, or a dict with ``return_dict``."""
         self._require_compiled("evaluate")
-        if sample_weight is not None:
-            raise NotImplementedError("evaluate(): sample_weight is not supported yet.")
         batch_size = adapter.check_batch_size(batch_size)
         x, y = self._prepare(x, y, "")
+        w = adapter.sample_weights(sample_weight, None, y)
         self._make_metrics(y.shape)
         comm = get_comm()
         cb = CallbackList(callbacks, model=self, verbose=verbose, steps=-(-len(x) // batch_size))
-        logs = self._evaluate_arrays(x, y, batch_size, comm, cb)
+        logs = self._evaluate_arrays(x, y, w, batch_size, comm, cb)
         if comm is not None and comm.rank != 0:
             verbose = 0
         if verbose and verbose != "auto":
@@ -487,15 +494,24 @@ class Model(Layer):
     def predict_on_batch(self, x):
         return self.predict(x, batch_size=max(len(x), 1))
 
-    def train_on_batch(self, x, y, return_dict=False):
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
         self._require_compiled("train_on_batch")
         x, y = self._prepare(x, y, "")
+        w = adapter.sample_weights(sample_weight, class_weight, y)
         if not self.metrics:
             self._make_metrics(y.shape)
         for m in self.metrics:
             m.reset_state()
-        logs = {"loss": self.train_step(x, y), **{m.name: m.result() for m in self.metrics}}
+        loss = self.train_step(x, y, *(() if w is None else (w,)))
+        logs = {"loss": loss, **{m.name: m.result() for m in self.metrics}}
         return logs if return_dict else (list(logs.values()) if len(logs) > 1 else logs["loss"])
 
-    def test_on_batch(self, x, y, return_dict=False):
-        return self.evaluate(x, y, batch_size=max(len(x), 1), verbose=0, return_dict=return_dict)
+    def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
+        return self.evaluate(
+            x,
+            y,
+            batch_size=max(len(x), 1),
+            verbose=0,
+            sample_weight=sample_weight,
+            return_dict=return_dict,
+        )

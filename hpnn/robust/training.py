@@ -74,8 +74,8 @@ class AdversarialTraining(Callback):
         model = self.model
         step = type(model).train_step.__get__(model)  # the class's: never wrap a wrapper
 
-        def train_step(xb, yb):
-            return step(self.perturb(xb, yb), yb)
+        def train_step(xb, yb, sample_weight=None):
+            return step(self.perturb(xb, yb), yb, sample_weight)
 
         model.train_step = train_step
 

@@ -45,12 +45,18 @@ def build():
     return model
 
 
-def train(batch_size, out=None):
+def train(batch_size, out=None, weighted=False):
     x, y = data(203, 0)  # 203: the last global batch is uneven across ranks
     xv, yv = data(101, 1)  # 101: the validation shards are uneven too
     model = build()
-    hist = model.fit(x, y, batch_size=batch_size, epochs=3, validation_data=(xv, yv), verbose=0)
-    ev = model.evaluate(xv, yv, verbose=0, return_dict=True)
+    fit_kw, val, ev_kw = {}, (xv, yv), {}
+    if weighted:  # class weights in training, sample weights in validation
+        wv = np.random.default_rng(2).uniform(0.0, 2.0, len(xv)).astype("float32")
+        fit_kw, val, ev_kw = {"class_weight": {0: 0.5, 2: 3.0}}, (xv, yv, wv), {"sample_weight": wv}
+    hist = model.fit(
+        x, y, batch_size=batch_size, epochs=3, validation_data=val, verbose=0, **fit_kw
+    )
+    ev = model.evaluate(xv, yv, verbose=0, return_dict=True, **ev_kw)
     result = {f"w{i}": w for i, w in enumerate(model.get_weights())}
     result.update({f"h_{k}": np.array(v) for k, v in hist.history.items()})
     result.update({f"e_{k}": np.array(v) for k, v in ev.items()})
@@ -67,8 +73,8 @@ class FailOnRank1(hpnn.callbacks.Callback):
 
 if __name__ == "__main__":
     mode, out = sys.argv[1], sys.argv[2]
-    if mode == "train":
-        train(8, out)
+    if mode in ("train", "weighted"):
+        train(8, out, weighted=mode == "weighted")
     elif mode == "raise":
         x, y = data(203, 0)
         build().fit(x, y, batch_size=8, epochs=50, verbose=0, callbacks=[FailOnRank1()])

@@ -81,12 +81,14 @@ def _run(mode, out, timeout):
     return subprocess.run(cmd, env=env, timeout=timeout, capture_output=True, text=True)
 
 
-def test_two_ranks_equal_one_process_with_double_batch(tmp_path):
+@pytest.mark.parametrize("mode", ["train", "weighted"])
+def test_two_ranks_equal_one_process_with_double_batch(tmp_path, mode):
     out = tmp_path / "result.npz"
-    proc = _run("train", out, timeout=300)
+    proc = _run(mode, out, timeout=300)
     assert proc.returncode == 0, proc.stderr
     two = dict(np.load(out))
-    one = mpi_worker.train(16)  # one process, batch 2 x 8, same data and seed
+    # one process, batch 2 x 8, same data and seed
+    one = mpi_worker.train(16, weighted=mode == "weighted")
     assert two.keys() == one.keys()
     for k in one:
         if k.startswith("w"):

@@ -109,6 +109,25 @@ def test_split_step_gives_the_whole_batch_step(make, n, split, monkeypatch):
     assert ev_a["accuracy"] == ev_b["accuracy"]
 
 
+def test_split_step_with_sample_weights_gives_the_whole_batch_step(split, monkeypatch):
+    out = []
+    for setting in ("3", "0"):
+        monkeypatch.setenv("HPNN_BATCH_THREADS", setting)
+        model = cnn()
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["acc"])
+        x, y = data(model, 13)
+        w = np.random.default_rng(3).uniform(0.0, 3.0, len(x)).astype(np.float32)
+        logs = [model.train_on_batch(x, y, sample_weight=w) for _ in range(3)]
+        ev = model.evaluate(x, y, sample_weight=w, batch_size=13, verbose=0)
+        out.append((model, logs, ev))
+    (a, la, ea), (b, lb, eb) = out
+    assert split and split[0] == [(0, 4), (4, 8), (8, 13)]
+    np.testing.assert_allclose(la, lb, rtol=2e-6)
+    np.testing.assert_allclose(ea, eb, rtol=2e-6)
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
+
+
 def test_fit_with_splits_matches_fit_without(split, monkeypatch):
     results = []
     for setting in ("3", "0"):

@@ -310,8 +310,24 @@ def test_bad_epochs(x, epochs):
 
 
 def test_unsupported_fit_arguments_say_so(x):
-    with pytest.raises(NotImplementedError, match="class_weight"):
-        classifier().fit(x, np.arange(10), class_weight={0: 1.0}, verbose=0)
+    with pytest.raises(NotImplementedError, match="steps_per_epoch"):
+        classifier().fit(x, np.arange(10), steps_per_epoch=3, verbose=0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"sample_weight": np.ones(10), "class_weight": {0: 2.0}}, "at the same time"),
+        ({"sample_weight": np.ones(9)}, r"sample_weight must have one weight per sample"),
+        ({"sample_weight": [1.0] * 9 + [float("nan")]}, "sample_weight"),
+        ({"class_weight": [1.0, 2.0]}, "class_weight must be a dict"),
+        ({"class_weight": {-1: 2.0}}, "class_weight must be a dict"),
+        ({"validation_data": (np.zeros((2, 4)), np.zeros(2), np.ones(3))}, "validation_data "),
+    ],
+)
+def test_bad_sample_and_class_weights_say_what_is_wrong(x, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        classifier().fit(x, np.arange(10), verbose=0, **kwargs)
 
 
 def test_fit_on_a_model_without_layers(x):
