@@ -20,6 +20,22 @@ from hpnn.layers.core import (
     InputLayer,
 )
 from hpnn.layers.embedding import Embedding
+from hpnn.layers.merge import (
+    Add,
+    Average,
+    Concatenate,
+    Maximum,
+    Minimum,
+    Multiply,
+    Subtract,
+    add,
+    average,
+    concatenate,
+    maximum,
+    minimum,
+    multiply,
+    subtract,
+)
 from hpnn.layers.normalization import BatchNormalization, LayerNormalization
 from hpnn.layers.pooling import (
     AveragePooling1D,
@@ -94,4 +110,21 @@ __all__ += [
     "RandomRotation",
     "RandomTranslation",
     "RandomZoom",
+]
+
+__all__ += [
+    "Add",
+    "Average",
+    "Concatenate",
+    "Maximum",
+    "Minimum",
+    "Multiply",
+    "Subtract",
+    "add",
+    "average",
+    "concatenate",
+    "maximum",
+    "minimum",
+    "multiply",
+    "subtract",
 ]

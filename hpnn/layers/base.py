@@ -40,6 +40,32 @@ def collect_activity_penalties():
         _collector.active = previous
 
 
+class KerasTensor:
+    """A symbolic tensor: what ``hpnn.Input(shape=...)`` returns, and what a layer
+    called on symbolic tensors returns (the functional API). It holds a shape and a
+    dtype, and records the call that made it: the layer and its symbolic inputs."""
+
+    def __init__(self, shape, dtype, layer, inputs=(), kwargs=None):
+        self.shape = tuple(shape)
+        self.dtype = dtype
+        self._layer = layer
+        self._inputs = tuple(inputs)  # empty for an Input
+        self._kwargs = dict(kwargs or {})
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __repr__(self) -> str:
+        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self._layer.name}>"
+
+
+def _symbolic(x) -> bool:
+    if isinstance(x, KerasTensor):
+        return True
+    return isinstance(x, (list, tuple)) and any(isinstance(t, KerasTensor) for t in x)
+
+
 def unique_name(base: str) -> str:
     """``conv2d``, then ``conv2d_1``, ``conv2d_2``... as Keras names layers."""
     n = _name_counts[base]
@@ -99,6 +125,7 @@ class Layer:
 
     input_ndim: int | None = None
     min_ndim: int | None = None
+    _list_input = False  # merge layers: called on a list of tensors
     activity_regularizer = None  # (set in __init__; here for subclasses that skip it)
     _activity_losses: list | tuple = ()
     rank_hint: str = ""
@@ -256,16 +283,63 @@ class Layer:
         return mask if self.supports_masking else None
 
     def __call__(self, x, training=False, **kwargs):
-        if not isinstance(x, Tensor):
-            x = Tensor(_as_array(x, self.dtype if self._float_input else None))
-        if not self.built:
-            self.build_for((None, *x.shape[1:]))
+        if _symbolic(x):
+            return self._call_symbolic(x, kwargs)
+        if self._list_input:  # a merge layer: a list of tensors
+            if not isinstance(x, (list, tuple)):
+                raise TypeError(
+                    f"{self._where()}: expects a list of tensors. Received: {type(x).__name__}"
+                )
+            x = [t if isinstance(t, Tensor) else Tensor(_as_array(t, self.dtype)) for t in x]
+            shapes = [tuple(t.shape) for t in x]
+            if not self.built:
+                self.build_for([(None, *s[1:]) for s in shapes])
+            else:
+                self.check_input_shape(shapes)
         else:
-            self.check_input_shape(x.shape)
+            if not isinstance(x, Tensor):
+                x = Tensor(_as_array(x, self.dtype if self._float_input else None))
+            if not self.built:
+                self.build_for((None, *x.shape[1:]))
+            else:
+                self.check_input_shape(x.shape)
         out = self.call(x, training=training, **kwargs)
         if self.activity_regularizer is not None:
             self._record_activity(out)
         return out
+
+    def _call_symbolic(self, x, kwargs) -> KerasTensor:
+        """The functional API: check and build from the shapes, run nothing, and return
+        a KerasTensor that records this call."""
+        many = isinstance(x, (list, tuple))
+        inputs = list(x) if many else [x]
+        if not all(isinstance(t, KerasTensor) for t in inputs):
+            raise TypeError(
+                f"{self._where()}: in a functional model every input must be a symbolic "
+                "tensor (from hpnn.Input or a layer called on one). Received: "
+                f"{[type(t).__name__ for t in inputs]}"
+            )
+        if many and not self._list_input:
+            raise TypeError(
+                f"{self._where()}: takes one tensor. Received: a list of {len(inputs)}; merge "
+                "them first (layers.Concatenate, layers.Add...)"
+            )
+        if "mask" in kwargs:
+            raise NotImplementedError(
+                f"{self._where()}: mask= in a functional model is not supported yet."
+            )
+        shape = [t.shape for t in inputs] if self._list_input else inputs[0].shape
+        if not self.built:
+            out_shape = self.build_for(shape)
+        else:
+            self.check_input_shape(shape)
+            out_shape = self.compute_output_shape(shape)
+        if isinstance(out_shape, list):
+            raise NotImplementedError(
+                f"{self._where()}: a layer with several outputs (such as return_state=True) "
+                "in a functional model is not supported yet."
+            )
+        return KerasTensor(out_shape, self.dtype, self, inputs, kwargs)
 
     def _record_activity(self, out) -> None:
         """The activity penalty of each output, a mean over the batch as in Keras 3:

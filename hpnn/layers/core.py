@@ -6,20 +6,8 @@ import math
 
 from hpnn import activations, regularizers
 from hpnn.engine import ops
-from hpnn.layers.base import KernelLayer, Layer
+from hpnn.layers.base import KerasTensor, KernelLayer, Layer
 from hpnn.random import make_rng
-
-
-class KerasTensor:
-    """A symbolic input: what ``hpnn.Input(shape=...)`` returns (shape and dtype only)."""
-
-    def __init__(self, shape, dtype, layer):
-        self.shape = tuple(shape)
-        self.dtype = dtype
-        self._layer = layer
-
-    def __repr__(self) -> str:
-        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self._layer.name}>"
 
 
 class InputLayer(Layer):

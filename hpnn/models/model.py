@@ -42,7 +42,18 @@ def _abort_on_error(comm):
 
 
 class Model(Layer):
-    """Base class of models; subclasses define ``call`` and the ``layers`` list."""
+    """Base class of models; subclasses define ``call`` and the ``layers`` list.
+
+    ``Model(inputs, outputs)`` makes a functional model (``hpnn.models.functional``),
+    as in Keras.
+    """
+
+    def __new__(cls, *args, **kwargs):
+        if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
+            from hpnn.models.functional import Functional
+
+            return super().__new__(Functional)
+        return super().__new__(cls)
 
     def __init__(self, name=None, **kwargs):
         super().__init__(name=name, **kwargs)

@@ -32,15 +32,21 @@ def _layer_class(name: str, custom_objects):
 
 
 def model_config(model) -> dict:
-    """``{"class_name": ..., "config": ...}`` of a model (Sequential only, for now)."""
+    """``{"class_name": ..., "config": ...}`` of a Sequential or functional model."""
     return {"class_name": type(model).__name__, "config": model.get_config()}
 
 
 def model_from_config(config: dict, custom_objects=None):
     """Build an (uncompiled) model from :func:`model_config`'s output."""
+    if config.get("class_name") == "Functional":
+        from hpnn.models.functional import Functional
+
+        return Functional.from_config(
+            config["config"], layer_class=lambda name: _layer_class(name, custom_objects)
+        )
     if config.get("class_name") != "Sequential":
         raise ValueError(
-            "Only Sequential models can be rebuilt from a config. "
+            "Only Sequential and functional models can be rebuilt from a config. "
             f"Received: class_name={config.get('class_name')!r}"
         )
     cfg = config["config"]

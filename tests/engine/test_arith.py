@@ -78,6 +78,38 @@ class TestMul(OpTest):
         return a * b
 
 
+class TestMaximum(OpTest):
+    cases = binary_cases()  # random values: no ties, where the gradient is one-sided
+
+    def op(self, a, b):
+        return ops.maximum(a, b)
+
+    def reference(self, a, b):
+        return np.maximum(a, b)
+
+
+class TestMinimum(OpTest):
+    cases = binary_cases()
+
+    def op(self, a, b):
+        return ops.minimum(a, b)
+
+    def reference(self, a, b):
+        return np.minimum(a, b)
+
+
+def test_maximum_and_minimum_send_a_tie_to_the_first_input():
+    a = Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    b = Tensor(np.array([1.0, 5.0, 0.0]), requires_grad=True)
+    ops.maximum(a, b).sum().backward()
+    np.testing.assert_array_equal(a.grad, [1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(b.grad, [0.0, 1.0, 0.0])
+    a.grad = b.grad = None
+    ops.minimum(a, b).sum().backward()
+    np.testing.assert_array_equal(a.grad, [1.0, 1.0, 0.0])
+    np.testing.assert_array_equal(b.grad, [0.0, 0.0, 1.0])
+
+
 class TestDiv(OpTest):
     cases = binary_cases(b_gen=away_from_zero)
     forward_rtol = 1e-5

@@ -1,4 +1,5 @@
-"""Elementwise arithmetic: add, sub, mul, div, neg, pow, exp, log, sqrt, abs, clip."""
+"""Elementwise arithmetic: add, sub, mul, div, neg, pow, exp, log, sqrt, abs, clip,
+maximum, minimum."""
 
 from __future__ import annotations
 
@@ -166,6 +167,28 @@ class Clip(Function):
         return gy * ((a >= self.lo) & (a <= self.hi))
 
 
+class Maximum(Function):
+    """``max(a, b)`` elementwise; the gradient goes to the larger input, to ``a`` on a
+    tie (as TensorFlow's). ``Minimum`` is the same with ``<=``."""
+
+    take_a = staticmethod(lambda a, b: a >= b)
+
+    def forward(self, a, b):
+        xp = get_xp(a, b)
+        self.mask, self.shapes = self.take_a(a, b), (a.shape, b.shape)
+        return xp.where(self.mask, a, b)
+
+    def backward(self, gy):
+        (sa, sb), m = self.shapes, self.mask
+        ga = unbroadcast(gy * m, sa) if self.needs_input_grad[0] else None
+        gb = unbroadcast(gy * ~m, sb) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Minimum(Maximum):
+    take_a = staticmethod(lambda a, b: a <= b)
+
+
 def add(a, b) -> Tensor:
     """Return ``a + b`` with NumPy broadcasting."""
     return Add()(*_pair(a, b))
@@ -219,3 +242,13 @@ def abs(a) -> Tensor:  # noqa: A001
 def clip(a, lo, hi) -> Tensor:
     """Return ``a`` limited to ``[lo, hi]``; the gradient passes only inside the range."""
     return Clip(lo, hi)(a)
+
+
+def maximum(a, b) -> Tensor:
+    """Return the elementwise maximum of ``a`` and ``b`` (NumPy broadcasting)."""
+    return Maximum()(*_pair(a, b))
+
+
+def minimum(a, b) -> Tensor:
+    """Return the elementwise minimum of ``a`` and ``b`` (NumPy broadcasting)."""
+    return Minimum()(*_pair(a, b))

@@ -1,0 +1,260 @@
+"""The functional API: ``hpnn.Model(inputs, outputs)`` over a graph of layer calls.
+
+Calling a layer on symbolic tensors (``hpnn.Input(...)``, or the result of another
+such call) runs nothing: it builds the layer from the shapes and returns a
+``KerasTensor`` that records the call. ``Model(inputs, outputs)`` walks those
+records back from the outputs, orders the calls so that each comes after the calls
+it reads, and runs them in that order on real tensors. A layer called twice shares
+its weights. Back-propagation needs nothing more: every call is recorded on the
+autodiff tape as it runs.
+"""
+
+from __future__ import annotations
+
+from hpnn.layers.base import KerasTensor, Layer
+from hpnn.layers.core import InputLayer
+from hpnn.models.model import Model
+
+
+def _as_list(value, what: str) -> list:
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    if isinstance(value, dict):
+        raise NotImplementedError(f"Model: {what} as a dict is not supported yet; pass a list.")
+    if not items or not all(isinstance(t, KerasTensor) for t in items):
+        raise TypeError(
+            f"Model: {what} must be symbolic tensors (hpnn.Input(...) and layers called on "
+            f"them). Received: {[type(t).__name__ for t in items] or value!r}"
+        )
+    return items
+
+
+class Functional(Model):
+    """A model defined by its symbolic inputs and outputs (``hpnn.Model(inputs, outputs)``).
+
+    >>> inputs = hpnn.Input(shape=(16,))
+    >>> h = layers.Dense(16, activation="relu")(inputs)
+    >>> outputs = layers.Dense(3, activation="softmax")(layers.add([inputs, h]))
+    >>> model = hpnn.Model(inputs, outputs)
+    """
+
+    def __init__(self, inputs, outputs, name=None, trainable=True):
+        super().__init__(name=name, trainable=trainable)
+        self._inputs = _as_list(inputs, "inputs")
+        self._outputs = _as_list(outputs, "outputs")
+        self._multi_in = isinstance(inputs, (list, tuple))
+        self._multi_out = isinstance(outputs, (list, tuple))
+        self._list_input = self._multi_in
+        for t in self._inputs:
+            if not isinstance(t._layer, InputLayer):
+                raise ValueError(
+                    f"Model '{self.name}': inputs must come straight from hpnn.Input(...). "
+                    f"Received: the output of layer '{t._layer.name}'"
+                )
+        self._nodes = self._order()
+        layers, seen = [t._layer for t in self._inputs], {id(t._layer) for t in self._inputs}
+        for node in self._nodes:
+            if id(node._layer) not in seen:
+                seen.add(id(node._layer))
+                layers.append(node._layer)
+        names = [layer.name for layer in layers]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(
+                f"Model '{self.name}': layer names must be unique. Received: {dup} more than once"
+            )
+        for layer in layers:
+            if getattr(layer, "mask_zero", False):
+                raise NotImplementedError(
+                    f"Model '{self.name}': masks (Embedding(mask_zero=True)) are not propagated "
+                    "in functional models yet; use Sequential."
+                )
+        self._layers = layers
+        shapes_in = [t.shape for t in self._inputs]
+        shapes_out = [t.shape for t in self._outputs]
+        self.input_shape = shapes_in if self._multi_in else shapes_in[0]
+        self.output_shape = shapes_out if self._multi_out else shapes_out[0]
+        self.built = True
+
+    def _order(self) -> list:
+        """The recorded calls the outputs depend on, each after those it reads."""
+        inputs = {id(t) for t in self._inputs}
+        order, done, active = [], set(), set()
+        for out in self._outputs:
+            stack = [(out, False)]
+            while stack:
+                node, expanded = stack.pop()
+                if id(node) in done or id(node) in inputs:
+                    continue
+                if expanded:
+                    active.discard(id(node))
+                    done.add(id(node))
+                    order.append(node)
+                    continue
+                if not node._inputs:  # an Input that is not among the model's inputs
+                    raise ValueError(
+                        f"Model '{self.name}': the outputs depend on the Input "
+                        f"'{node._layer.name}', which is not in inputs."
+                    )
+                active.add(id(node))
+                stack.append((node, True))
+                stack.extend((t, False) for t in reversed(node._inputs) if id(t) not in done)
+        return order
+
+    @property
+    def layers(self) -> list[Layer]:
+        return list(self._layers)
+
+    @property
+    def _float_input(self):
+        """Whether batches are cast to floatx: not when the layers reading an input take
+        integer ids (Embedding)."""
+        first = self._inputs[0]
+        readers = [n._layer for n in self._nodes if any(t is first for t in n._inputs)]
+        return all(layer._float_input for layer in readers)
+
+    # -- shapes ------------------------------------------------------------------------
+    def check_input_shape(self, shape):
+        shapes = list(shape) if self._multi_in else [shape]
+        if len(shapes) != len(self._inputs):
+            raise ValueError(
+                f"Model '{self.name}': expects {len(self._inputs)} inputs. Received: {len(shapes)}"
+            )
+        for t, s in zip(self._inputs, shapes, strict=True):
+            t._layer.check_input_shape(tuple(s))
+            want = t.shape
+            if len(s) != len(want) or any(
+                w is not None and w != g for w, g in zip(want[1:], tuple(s)[1:], strict=False)
+            ):
+                raise ValueError(
+                    f"Model '{self.name}': input '{t._layer.name}' expects shape {want} "
+                    f"(None = any). Received: shape={tuple(s)}"
+                )
+
+    def build_for(self, input_shape):
+        self.check_input_shape(input_shape)
+        return self.output_shape
+
+    def compute_output_shape(self, input_shape):
+        return self.output_shape
+
+    # -- running -------------------------------------------------------------------------
+    def call(self, x, training=False):
+        xs = list(x) if self._multi_in else [x]
+        values = {id(t): v for t, v in zip(self._inputs, xs, strict=True)}
+        for node in self._nodes:
+            args = [values[id(t)] for t in node._inputs]
+            layer = node._layer
+            values[id(node)] = layer(
+                args if layer._list_input else args[0], training=training, **node._kwargs
+            )
+        outs = [values[id(t)] for t in self._outputs]
+        return outs if self._multi_out else outs[0]
+
+    def _prepare(self, x, y, what, targets_needed=True):
+        if self._multi_in or self._multi_out:
+            raise NotImplementedError(
+                f"Model '{self.name}': fit, evaluate and predict with several inputs or "
+                "outputs are not supported yet; call the model on a list of tensors."
+            )
+        return super()._prepare(x, y, what, targets_needed)
+
+    # -- description ------------------------------------------------------------------
+    def summary(self, line_length=98, print_fn=None):
+        """Print the layers, their output shapes, parameter counts and inbound layers."""
+        print_fn = print_fn or print
+        cols = (30, 24, 12, max(20, line_length - 66))
+        rule = "-" * sum(cols)
+        head = ("Layer (type)", "Output Shape", "Param #", "Connected to")
+        lines = [
+            f'Model: "{self.name}"',
+            rule,
+            "".join(h.ljust(c) for h, c in zip(head, cols, strict=True)),
+        ]
+        lines.append("=" * sum(cols))
+        for t in self._inputs:
+            lines.append(self._summary_row(t._layer, t.shape, [], cols))
+        for node in self._nodes:
+            sources = [t._layer.name for t in node._inputs]
+            lines.append(self._summary_row(node._layer, node.shape, sources, cols))
+        trainable = sum(w.size for w in self.trainable_weights)
+        total = self.count_params()
+        lines += [
+            "=" * sum(cols),
+            f"Total params: {total:,}",
+            f"Trainable params: {trainable:,}",
+            f"Non-trainable params: {total - trainable:,}",
+            rule,
+        ]
+        print_fn("\n".join(lines))
+
+    @staticmethod
+    def _summary_row(layer, shape, sources, cols) -> str:
+        name = f"{layer.name} ({type(layer).__name__})"
+        cells = (name, str(shape), f"{layer.count_params():,}", ", ".join(sources))
+        return "".join(str(c)[: w - 1].ljust(w) for c, w in zip(cells, cols, strict=True))
+
+    # -- config --------------------------------------------------------------------------
+    def get_config(self) -> dict:
+        """The layers' configs and the calls between them, in running order; layers
+        and calls are named ``[layer_name, call_index]``."""
+        count: dict[int, int] = {}
+        ref: dict[int, list] = {}
+        for t in self._inputs:
+            ref[id(t)] = [t._layer.name, 0]
+        calls = []
+        for node in self._nodes:
+            k = count.get(id(node._layer), 0)
+            count[id(node._layer)] = k + 1
+            ref[id(node)] = [node._layer.name, k]
+            calls.append(
+                {
+                    "layer": node._layer.name,
+                    "inputs": [ref[id(t)] for t in node._inputs],
+                    **({"kwargs": node._kwargs} if node._kwargs else {}),
+                }
+            )
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "layers": [
+                {"class_name": type(layer).__name__, "config": layer.get_config()}
+                for layer in self._layers
+            ],
+            "calls": calls,
+            "inputs": [ref[id(t)] for t in self._inputs],
+            "outputs": [ref[id(t)] for t in self._outputs],
+            "multi_inputs": self._multi_in,
+            "multi_outputs": self._multi_out,
+        }
+
+    @classmethod
+    def from_config(cls, config, layer_class=None):
+        """Rebuild from ``get_config``; ``layer_class(name)`` finds a layer class."""
+        if layer_class is None:
+            from hpnn import layers as layers_mod
+
+            def layer_class(name):
+                return getattr(layers_mod, name)
+
+        made, tensors = {}, {}
+        for entry in config["layers"]:
+            layer = layer_class(entry["class_name"]).from_config(dict(entry["config"]))
+            made[layer.name] = layer
+            if isinstance(layer, InputLayer):
+                tensors[(layer.name, 0)] = layer.output
+        calls_so_far: dict[str, int] = {}
+        for call in config["calls"]:
+            layer = made[call["layer"]]
+            args = [tensors[tuple(r)] for r in call["inputs"]]
+            out = layer(args if layer._list_input else args[0], **call.get("kwargs", {}))
+            k = calls_so_far.get(layer.name, 0)
+            calls_so_far[layer.name] = k + 1
+            tensors[(layer.name, k)] = out
+        ins = [tensors[tuple(r)] for r in config["inputs"]]
+        outs = [tensors[tuple(r)] for r in config["outputs"]]
+        return cls(
+            ins if config.get("multi_inputs") else ins[0],
+            outs if config.get("multi_outputs") else outs[0],
+            name=config.get("name"),
+            trainable=config.get("trainable", True),
+        )

@@ -1,0 +1,212 @@
+"""The functional API (``hpnn.Model(inputs, outputs)``) and the merge layers."""
+
+import numpy as np
+import pytest
+
+import hpnn
+from hpnn import layers
+from hpnn.engine import Tensor, gradients, ops
+from hpnn.models import Functional, model_from_json
+from hpnn.testing import check_grad
+
+
+def rand(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def residual(seed=0):
+    """Input -> Dense(relu) -> add the input -> concatenate with the input -> softmax."""
+    hpnn.utils.set_random_seed(seed)
+    inp = hpnn.Input((6,))
+    h = layers.Dense(6, activation="relu")(inp)
+    merged = layers.concatenate([layers.add([inp, h]), inp])
+    out = layers.Dense(3, activation="softmax")(merged)
+    return hpnn.Model(inputs=inp, outputs=out)
+
+
+def test_model_of_inputs_and_outputs_is_functional_and_computes_the_graph():
+    model = residual()
+    assert isinstance(model, Functional) and isinstance(model, hpnn.Model)
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "InputLayer",
+        "Dense",
+        "Add",
+        "Concatenate",
+        "Dense",
+    ]
+    assert model.input_shape == (None, 6) and model.output_shape == (None, 3)
+    x = rand(5, 6)
+    w1, b1, w2, b2 = model.get_weights()
+    h = np.maximum(x @ w1 + b1, 0)
+    z = np.concatenate([x + h, x], axis=1) @ w2 + b2
+    expected = np.exp(z - z.max(1, keepdims=True))
+    expected /= expected.sum(1, keepdims=True)
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_gradients_flow_through_both_branches():
+    model = residual()
+    x, labels = rand(4, 6), np.array([0, 2, 1, 2])
+    # the same graph written with ops
+    w1, b1, w2, b2 = (Tensor(w, requires_grad=True) for w in model.get_weights())
+    xt = Tensor(x)
+    h = ops.relu(ops.linear(xt, w1, b1))
+    z = ops.linear(ops.concatenate([xt + h, xt], axis=1), w2, b2)
+    by_hand = ops.mean(ops.sparse_softmax_cross_entropy(z, labels))
+    expected = gradients(by_hand, [w1, b1, w2, b2])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    out = model(Tensor(x), training=True)
+    got = gradients(model.loss(labels, out), model.trainable_weights)
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6)
+
+
+def test_a_shared_layer_is_one_set_of_weights():
+    hpnn.utils.set_random_seed(0)
+    a, b = hpnn.Input((4,)), hpnn.Input((4,))
+    shared = layers.Dense(2, name="shared")
+    out = layers.subtract([shared(a), shared(b)])
+    model = hpnn.Model([a, b], out)
+    assert [layer.name for layer in model.layers].count("shared") == 1
+    assert model.count_params() == 10
+    xa, xb = rand(3, 4), rand(3, 4, seed=1)
+    w, _ = shared.get_weights()
+    got = model([Tensor(xa), Tensor(xb)])
+    np.testing.assert_allclose(got.data, (xa - xb) @ w, rtol=1e-5, atol=1e-6)
+    got.sum().backward()  # both uses add into the one kernel's gradient
+    np.testing.assert_allclose(shared.kernel.grad, np.outer((xa - xb).sum(0), np.ones(2)))
+    np.testing.assert_allclose(shared.bias.grad, np.zeros(2), atol=1e-6)
+
+
+def test_fit_evaluate_save_and_load():
+    x, y = rand(48, 6), np.random.default_rng(1).integers(0, 3, 48)
+    model = residual()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    before = model.evaluate(x, y, verbose=0)[0]
+    history = model.fit(x, y, epochs=5, batch_size=8, validation_split=0.25, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert model.evaluate(x, y, verbose=0)[0] < before
+    again = model_from_json(model.to_json())
+    assert [type(v).__name__ for v in again.layers] == [type(v).__name__ for v in model.layers]
+    assert again.get_config() == model.get_config()
+
+
+def test_save_and_load_keep_weights_and_optimizer(tmp_path):
+    x, y = rand(32, 6), np.random.default_rng(1).integers(0, 3, 32)
+    model = residual()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    model.save(tmp_path / "f.hpnn")
+    loaded = hpnn.models.load_model(tmp_path / "f.hpnn")
+    assert isinstance(loaded, Functional)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    model.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+    loaded.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+    for a, b in zip(loaded.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_a_chain_equals_the_sequential_model():
+    hpnn.utils.set_random_seed(3)
+    seq = hpnn.Sequential(
+        [
+            hpnn.Input((8, 8, 1)),
+            layers.Conv2D(3, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Flatten(),
+            layers.Dense(2),
+        ]
+    )
+    inp = hpnn.Input((8, 8, 1))
+    h = layers.Conv2D(3, 3, activation="relu")(inp)
+    out = layers.Dense(2)(layers.Flatten()(layers.MaxPooling2D()(h)))
+    fun = hpnn.Model(inp, out)
+    fun.set_weights(seq.get_weights())
+    x = rand(4, 8, 8, 1)
+    np.testing.assert_allclose(fun.predict(x, verbose=0), seq.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_summary_lists_inbound_layers():
+    lines, model = [], residual()
+    model.summary(print_fn=lines.append)
+    text = "\n".join(lines)
+    inp, dense = model.layers[0].name, model.layers[1].name
+    assert "Connected to" in text and f"{inp}, {dense}" in text
+    assert "Total params: 81" in text
+
+
+@pytest.mark.parametrize(
+    ("merge", "reference"),
+    [
+        (layers.Add, lambda a, b, c: a + b + c),
+        (layers.Multiply, lambda a, b, c: a * b * c),
+        (layers.Average, lambda a, b, c: (a + b + c) / 3),
+        (layers.Maximum, lambda a, b, c: np.maximum(np.maximum(a, b), c)),
+        (layers.Minimum, lambda a, b, c: np.minimum(np.minimum(a, b), c)),
+        (lambda: layers.Concatenate(axis=1), lambda a, b, c: np.concatenate([a, b, c], 1)),
+    ],
+    ids=["add", "multiply", "average", "maximum", "minimum", "concatenate"],
+)
+def test_merge_layers_forward_and_backward(merge, reference):
+    a, b, c = rand(2, 3, 4), rand(2, 3, 4, seed=1), rand(2, 3, 4, seed=2)
+    layer = merge()
+    np.testing.assert_allclose(layer([a, b, c]).data, reference(a, b, c), rtol=1e-6)
+    check_grad(lambda x, y, z: layer([x, y, z]), [a, b, c])
+
+
+def test_merge_layers_broadcast_a_size_of_one():
+    out = layers.Add()([hpnn.Input((3, 4)), hpnn.Input((1, 4))])
+    assert out.shape == (None, 3, 4)
+
+
+def test_errors_name_the_layer_and_what_was_wrong():
+    a, b = hpnn.Input((4,)), hpnn.Input((5,))
+    with pytest.raises(ValueError, match=r"add.*do not match .* on axis 1"):
+        layers.Add(name="add_bad")([a, b])
+    with pytest.raises(ValueError, match=r"subtract.*exactly 2 inputs. Received: 3"):
+        layers.Subtract()([a, a, a])
+    with pytest.raises(ValueError, match="to concatenate on axis -1, the other axes must match"):
+        layers.Concatenate()([hpnn.Input((2, 4)), hpnn.Input((3, 4))])
+    with pytest.raises(TypeError, match=r"takes one tensor\. Received: a list of 2"):
+        layers.Dense(3)([a, a])
+    with pytest.raises(TypeError, match="expects a list of tensors"):
+        layers.Add()(np.ones((2, 4)))
+    other = hpnn.Input((4,))
+    with pytest.raises(ValueError, match=r"depend on the Input .* not in inputs"):
+        hpnn.Model(a, layers.add([a, other]))
+    with pytest.raises(TypeError, match="inputs must be symbolic tensors"):
+        hpnn.Model(np.ones(3), a)
+    model = hpnn.Model(a, layers.Dense(2)(a))
+    model.compile(optimizer="sgd", loss="mse")
+    bad_shape = r"expected input of shape \(None, 4\).*Received: shape=\(2, 5\)"
+    with pytest.raises(ValueError, match=bad_shape):
+        model.predict(np.ones((2, 5), np.float32), verbose=0)
+
+
+def test_several_inputs_run_but_fit_says_it_is_not_supported():
+    a, b = hpnn.Input((4,)), hpnn.Input((2,))
+    out = layers.Dense(1)(layers.concatenate([a, b]))
+    model = hpnn.Model([a, b], out)
+    y = model([np.ones((3, 4), np.float32), np.ones((3, 2), np.float32)])
+    assert y.shape == (3, 1)
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(NotImplementedError, match="several inputs or outputs"):
+        model.fit([np.ones((3, 4)), np.ones((3, 2))], np.ones((3, 1)), verbose=0)
+
+
+def test_keras_style_program_runs_with_hpnn_as_keras():
+    import hpnn as keras
+
+    inputs = keras.Input(shape=(28, 28, 1))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    x = keras.layers.MaxPooling2D()(x)
+    shortcut = keras.layers.Conv2D(4, 1)(x)
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(x)
+    x = keras.layers.add([x, shortcut])
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(10, activation="softmax")(x)
+    model = keras.Model(inputs=inputs, outputs=outputs, name="tiny_resnet")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x_train, y_train = rand(32, 28, 28, 1), np.arange(32) % 10
+    model.fit(x_train, y_train, epochs=1, batch_size=16, verbose=0)
+    assert model.predict(x_train[:2], verbose=0).shape == (2, 10)
