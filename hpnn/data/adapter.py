@@ -45,6 +45,27 @@ def check_finite(arr: np.ndarray, name: str) -> None:
             )
 
 
+class InputList:
+    """The input arrays of a model with several inputs, sliced together: ``len`` is the
+    number of samples and ``[idx]`` takes the same samples from every array."""
+
+    def __init__(self, arrays):
+        self.arrays = list(arrays)
+
+    def __len__(self) -> int:
+        return len(self.arrays[0])
+
+    def __getitem__(self, idx) -> InputList:
+        return InputList([a[idx] for a in self.arrays])
+
+    @property
+    def shape(self) -> tuple:
+        return (len(self),)
+
+    def __repr__(self) -> str:
+        return f"InputList(shapes={[a.shape for a in self.arrays]})"
+
+
 def check_lengths(x: np.ndarray, y: np.ndarray | None, what: str = "") -> None:
     if y is not None and len(x) != len(y):
         raise ValueError(

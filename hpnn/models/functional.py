@@ -11,6 +11,11 @@ autodiff tape as it runs.
 
 from __future__ import annotations
 
+import numpy as np
+
+from hpnn.backend import floatx, get_xp, xp_default
+from hpnn.data import adapter
+from hpnn.engine.tensor import Tensor
 from hpnn.layers.base import KerasTensor, Layer
 from hpnn.layers.core import InputLayer
 from hpnn.models.model import Model
@@ -151,12 +156,74 @@ class Functional(Model):
         return outs if self._multi_out else outs[0]
 
     def _prepare(self, x, y, what, targets_needed=True):
-        if self._multi_in or self._multi_out:
+        if self._multi_out:
             raise NotImplementedError(
-                f"Model '{self.name}': fit, evaluate and predict with several inputs or "
-                "outputs are not supported yet; call the model on a list of tensors."
+                f"Model '{self.name}': fit, evaluate and predict with several outputs are not "
+                "supported yet; call the model on its inputs to get them all."
             )
-        return super()._prepare(x, y, what, targets_needed)
+        if not self._multi_in:
+            return super()._prepare(x, y, what, targets_needed)
+        names = [t._layer.name for t in self._inputs]
+        if isinstance(x, adapter.InputList):  # already split off (validation_split)
+            x = x.arrays
+        if isinstance(x, dict):
+            missing = [n for n in names if n not in x]
+            if missing:
+                raise ValueError(
+                    f"Model '{self.name}': {what}x as a dict needs the keys {names}. "
+                    f"Received: keys {sorted(x)}"
+                )
+            x = [x[n] for n in names]
+        if not isinstance(x, (list, tuple)) or len(x) != len(names):
+            got = f"a list of {len(x)}" if isinstance(x, (list, tuple)) else type(x).__name__
+            raise ValueError(
+                f"Model '{self.name}': {what}x must be a list of {len(names)} arrays, one per "
+                f"input {names}. Received: {got}"
+            )
+        arrays = []
+        for i, (a, t) in enumerate(zip(x, self._inputs, strict=True)):
+            label = f"{what}x[{i}]"
+            a = adapter.to_array(a, label)
+            adapter.check_finite(a, label)
+            want = t.shape
+            if a.ndim != len(want) or any(
+                w is not None and w != g for w, g in zip(want[1:], a.shape[1:], strict=True)
+            ):
+                raise ValueError(
+                    f"Model '{self.name}': {label} feeds input '{names[i]}' of shape {want} "
+                    f"(None = any). Received: shape={a.shape}"
+                )
+            if len(a) != len(arrays[0] if arrays else a):
+                raise ValueError(
+                    f"Model '{self.name}': every input array must have the same number of "
+                    f"samples. Received: {[len(b) for b in (*arrays, a)]}"
+                )
+            arrays.append(a)
+        xs = adapter.InputList(arrays)
+        if y is None:
+            if targets_needed:
+                raise ValueError(f"{what}y is required. Received: y=None")
+            return xs, None
+        y = adapter.to_array(y, f"{what}y")
+        adapter.check_finite(y, f"{what}y")
+        if len(y) != len(xs):
+            raise ValueError(
+                f"{what}x and {what}y must have the same number of samples. Received: "
+                f"{len(xs)} and {len(y)}"
+            )
+        adapter.check_targets(y, self.loss.name, self.output_shape, f"{what}y")
+        return xs, y
+
+    def _to_inputs(self, xb):
+        """One tensor per input: floats cast to floatx unless the Input declares an
+        integer dtype (ids for an Embedding)."""
+        weights = self.weights
+        xp = get_xp(weights[0].data) if weights else xp_default()
+        out = []
+        for a, t in zip(xb.arrays, self._inputs, strict=True):
+            keep = np.dtype(t.dtype).kind in "iub"
+            out.append(Tensor(xp.asarray(a if keep else a.astype(floatx(), copy=False))))
+        return out
 
     # -- description ------------------------------------------------------------------
     def summary(self, line_length=98, print_fn=None):

@@ -201,6 +201,9 @@ class Model(Layer):
             adapter.check_targets(y, self.loss.name, self.output_shape, f"{what}y")
         return x, y
 
+    def _to_inputs(self, xb):
+        raise TypeError(f"Model '{self.name}' takes one input array. Received: {xb!r}")
+
     def _check_model_input(self, shape):
         expected = self.input_shape
         if expected is not None and (
@@ -213,7 +216,10 @@ class Model(Layer):
             )
 
     def _to_input(self, xb):
-        """A batch of user data as a tensor on the device that holds the model's weights."""
+        """A batch of user data as a tensor on the device that holds the model's weights
+        (a list of tensors for a model with several inputs)."""
+        if isinstance(xb, adapter.InputList):
+            return self._to_inputs(xb)
         if xb.dtype.kind in "biuf" and xb.dtype != np.dtype(floatx()) and self._float_input:
             xb = xb.astype(floatx())
         weights = self.weights

@@ -183,15 +183,84 @@ def test_errors_name_the_layer_and_what_was_wrong():
         model.predict(np.ones((2, 5), np.float32), verbose=0)
 
 
-def test_several_inputs_run_but_fit_says_it_is_not_supported():
-    a, b = hpnn.Input((4,)), hpnn.Input((2,))
-    out = layers.Dense(1)(layers.concatenate([a, b]))
-    model = hpnn.Model([a, b], out)
-    y = model([np.ones((3, 4), np.float32), np.ones((3, 2), np.float32)])
-    assert y.shape == (3, 1)
+def two_inputs(seed=0):
+    hpnn.utils.set_random_seed(seed)
+    a, b = hpnn.Input((4,), name="a"), hpnn.Input((2,), name="b")
+    out = layers.Dense(3, activation="softmax")(layers.concatenate([a, b]))
+    return hpnn.Model([a, b], out)
+
+
+@pytest.mark.parametrize("comm", [None, "one_rank"])
+def test_several_inputs_train_as_their_concatenation(comm):
+    rng = np.random.default_rng(0)
+    xa, xb = rng.standard_normal((30, 4)), rng.standard_normal((30, 2))
+    y = rng.integers(0, 3, 30)
+    model = two_inputs()
+    hpnn.utils.set_random_seed(0)
+    flat = hpnn.Sequential([hpnn.Input((6,)), layers.Dense(3, activation="softmax")])
+    flat.set_weights(model.get_weights())
+    for m in (model, flat):
+        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    if comm:
+        hpnn.distributed.init(hpnn.distributed.SingleProcessComm())
+    try:
+        ha = model.fit(
+            [xa, xb], y, epochs=2, batch_size=8, validation_split=0.2, shuffle=False, verbose=0
+        )
+        ea = model.evaluate({"a": xa, "b": xb}, y, verbose=0)
+    finally:
+        hpnn.distributed.shutdown()
+    hb = flat.fit(
+        np.hstack([xa, xb]),
+        y,
+        epochs=2,
+        batch_size=8,
+        validation_split=0.2,
+        shuffle=False,
+        verbose=0,
+    )
+    assert ha.history.keys() == hb.history.keys()
+    for k in ha.history:
+        np.testing.assert_allclose(ha.history[k], hb.history[k], rtol=1e-5, err_msg=k)
+    for wa, wb in zip(model.get_weights(), flat.get_weights(), strict=True):
+        np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ea, flat.evaluate(np.hstack([xa, xb]), y, verbose=0), rtol=1e-5)
+    np.testing.assert_allclose(
+        model.predict([xa, xb], verbose=0), flat.predict(np.hstack([xa, xb]), verbose=0), 1e-5
+    )
+
+
+def test_several_inputs_bad_data_says_what_is_wrong():
+    model = two_inputs()
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    xa, y = np.ones((5, 4)), np.zeros(5, int)
+    with pytest.raises(ValueError, match=r"x must be a list of 2 arrays.*Received: a list of 1"):
+        model.fit([xa], y, verbose=0)
+    with pytest.raises(ValueError, match=r"x\[1\] feeds input 'b' of shape \(None, 2\)"):
+        model.fit([xa, np.ones((5, 3))], y, verbose=0)
+    with pytest.raises(ValueError, match="the same number of samples"):
+        model.fit([xa, np.ones((4, 2))], y, verbose=0)
+    with pytest.raises(ValueError, match=r"needs the keys \['a', 'b'\]"):
+        model.predict({"a": xa}, verbose=0)
+
+
+def test_an_integer_input_keeps_its_ids():
+    ids, feats = hpnn.Input((3,), dtype="int64", name="ids"), hpnn.Input((2,), name="feats")
+    emb = layers.Flatten()(layers.Embedding(10, 2)(ids))
+    model = hpnn.Model([ids, feats], layers.Dense(1)(layers.concatenate([emb, feats])))
     model.compile(optimizer="sgd", loss="mse")
-    with pytest.raises(NotImplementedError, match="several inputs or outputs"):
-        model.fit([np.ones((3, 4)), np.ones((3, 2))], np.ones((3, 1)), verbose=0)
+    x_ids = np.array([[1, 2, 9], [0, 0, 3]])
+    model.fit([x_ids, np.ones((2, 2))], np.ones((2, 1)), verbose=0)
+
+
+def test_several_outputs_run_but_fit_says_it_is_not_supported():
+    a = hpnn.Input((4,))
+    model = hpnn.Model(a, [layers.Dense(1)(a), layers.Dense(2)(a)])
+    y1, y2 = model(np.ones((3, 4), np.float32))
+    assert y1.shape == (3, 1) and y2.shape == (3, 2)
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(NotImplementedError, match="several outputs"):
+        model.fit(np.ones((3, 4)), np.ones((3, 1)), verbose=0)
 
 
 def test_keras_style_program_runs_with_hpnn_as_keras():
