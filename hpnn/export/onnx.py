@@ -118,11 +118,13 @@ def _value_info(onnx, name, shape, elem_type, prefix):
 
 
 def _check_model(model, where="to_onnx"):
+    from hpnn.models.functional import Functional
     from hpnn.models.sequential import Sequential
 
-    if not isinstance(model, Sequential):
+    if not isinstance(model, (Sequential, Functional)):
         raise ValueError(
-            f"{where}: only Sequential models can be exported. Received: {type(model).__name__}"
+            f"{where}: only Sequential and functional models can be exported. "
+            f"Received: {type(model).__name__}"
         )
     if not model.built or model.input_shape is None:
         raise ValueError(
@@ -144,14 +146,17 @@ def _check_masks(layers):
 
 
 def to_onnx(model, path=None, *, opset=DEFAULT_OPSET, input_name="input", output_name="output"):
-    """Export a built Sequential model to ONNX (needs the ``onnx`` extra).
+    """Export a built Sequential or functional model to ONNX (needs the ``onnx`` extra).
 
     Args:
-        model: a built ``Sequential`` (inference behaviour: Dropout is the identity,
-            BatchNormalization uses its moving statistics).
+        model: a built ``Sequential`` or ``Model(inputs, outputs)`` (inference
+            behaviour: Dropout is the identity, BatchNormalization uses its moving
+            statistics).
         path: where to write the ``.onnx`` file; None to only return the model.
         opset: ONNX opset version, 17 or newer.
-        input_name, output_name: names of the graph's input and output.
+        input_name, output_name: names of the graph's input and output; a functional
+            model with several inputs (outputs) names them after its Input layers
+            (``output_name`` + ``_0``, ``_1``...).
 
     Returns:
         the ``onnx.ModelProto`` (checked with ``onnx.checker.check_model(full_check=True)``).
@@ -163,30 +168,18 @@ def to_onnx(model, path=None, *, opset=DEFAULT_OPSET, input_name="input", output
     >>> to_onnx(model, "model.onnx")                                  # doctest: +SKIP
     """
     from hpnn import __version__
-    from hpnn.export.onnx_layers import convert_layer
 
     onnx = require_onnx()
     if not isinstance(opset, int) or opset < DEFAULT_OPSET:
         raise ValueError(f"to_onnx: opset must be an int >= 17. Received: opset={opset!r}")
     _check_model(model)
-    layers = model.layers
-    _check_masks(layers)
     g = Graph(opset)
-    float_input = model._float_input
-    elem = onnx.TensorProto.FLOAT if float_input else onnx.TensorProto.INT64
-    if not float_input:
-        g.int_names.add(input_name)
-    x, shape = input_name, tuple(model.input_shape)
-    for layer in layers:
-        x, shape = convert_layer(g, layer, x, shape)
-    x = g.channels_last(x, len(shape))
-    g.nodes.append(onnx.helper.make_node("Identity", [x], [output_name], name=output_name))
+    if hasattr(model, "_nodes"):  # functional
+        inputs, outputs = _convert_functional(g, model, input_name, output_name)
+    else:
+        inputs, outputs = _convert_sequential(g, model, input_name, output_name)
     graph = onnx.helper.make_graph(
-        g.nodes,
-        model.name,
-        [_value_info(onnx, input_name, model.input_shape, elem, "in")],
-        [_value_info(onnx, output_name, shape, onnx.TensorProto.FLOAT, "out")],
-        initializer=g.initializers,
+        g.nodes, model.name, inputs, outputs, initializer=g.initializers
     )
     opsets = [onnx.helper.make_opsetid("", opset)]
     proto = onnx.helper.make_model(
@@ -200,3 +193,62 @@ def to_onnx(model, path=None, *, opset=DEFAULT_OPSET, input_name="input", output
     if path is not None:
         onnx.save(proto, str(path))
     return proto
+
+
+def _graph_input(g, name, shape, is_float):
+    onnx = g.onnx
+    if not is_float:
+        g.int_names.add(name)
+    elem = onnx.TensorProto.FLOAT if is_float else onnx.TensorProto.INT64
+    return _value_info(onnx, name, shape, elem, f"{name}_in")
+
+
+def _graph_output(g, x, shape, name):
+    x = g.channels_last(x, len(shape))
+    g.nodes.append(g.onnx.helper.make_node("Identity", [x], [name], name=name))
+    return _value_info(g.onnx, name, shape, g.onnx.TensorProto.FLOAT, f"{name}_out")
+
+
+def _convert_sequential(g, model, input_name, output_name):
+    from hpnn.export.onnx_layers import convert_layer
+
+    layers = model.layers
+    _check_masks(layers)
+    graph_in = _graph_input(g, input_name, model.input_shape, model._float_input)
+    x, shape = input_name, tuple(model.input_shape)
+    for layer in layers:
+        x, shape = convert_layer(g, layer, x, shape)
+    return [graph_in], [_graph_output(g, x, shape, output_name)]
+
+
+def _convert_functional(g, model, input_name, output_name):
+    """Each recorded call in running order; a merge converter takes a list of inputs."""
+    from hpnn.export.onnx_layers import convert_layer, convert_merge
+
+    many_in = len(model._inputs) > 1
+    names, shapes, graph_in = {}, {}, []
+    for t in model._inputs:
+        name = t._layer.name if many_in else input_name
+        is_float = np.dtype(t.dtype).kind == "f"
+        graph_in.append(_graph_input(g, name, t.shape, is_float))
+        names[id(t)], shapes[id(t)] = name, tuple(t.shape)
+    for node in model._nodes:
+        layer = node._layer
+        xs = [names[id(t)] for t in node._inputs]
+        ins = [shapes[id(t)] for t in node._inputs]
+        if layer._list_input:
+            y, shape = convert_merge(g, layer, xs, ins)
+        else:
+            y, shape = convert_layer(g, layer, xs[0], ins[0])
+        names[id(node)], shapes[id(node)] = y, tuple(shape)
+    outs = model._outputs
+    graph_out = [
+        _graph_output(
+            g,
+            names[id(t)],
+            shapes[id(t)],
+            f"{output_name}_{i}" if len(outs) > 1 else output_name,
+        )
+        for i, t in enumerate(outs)
+    ]
+    return graph_in, graph_out

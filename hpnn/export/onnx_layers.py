@@ -276,7 +276,45 @@ def supported_layers() -> list[str]:
 def convert_layer(g, layer, x, shape):
     """Convert one layer (exact class match: a subclass may compute something else)."""
     convert = CONVERTERS.get(type(layer))
-    if convert is None:
+    if convert is None:  # (merge layers are converted by convert_merge)
         raise unsupported(layer, supported=supported_layers())
     y = convert(g, layer, x, tuple(shape))
     return y, tuple(layer.compute_output_shape(tuple(shape)))
+
+
+# -- merge layers (functional models) ------------------------------------------------------
+_MERGE = {
+    hl.Add: "Sum",
+    hl.Multiply: None,  # a chain of Mul (ONNX has no variadic product)
+    hl.Maximum: "Max",
+    hl.Minimum: "Min",
+    hl.Average: "Mean",
+    hl.Subtract: "Sub",
+}
+
+
+def convert_merge(g, layer, xs, shapes):
+    """A merge layer over the tensors named ``xs``: all in one layout (channels-first
+    when they all are, so a residual Add between convolutions needs no Transpose)."""
+    rank = len(shapes[0])
+    first = all(g.is_channels_first(x) for x in xs)
+    xs = [x if first else g.channels_last(x, rank) for x in xs]
+    out_shape = tuple(layer.compute_output_shape(list(shapes)))
+    like = xs[0] if first else None
+    if type(layer) is hl.Concatenate:
+        axis = layer.axis % rank
+        if first and rank >= 3:  # (N, C, ...) in ONNX: channels to 1, spatial axes one on
+            axis = 1 if axis == rank - 1 else axis + 1
+        return g.op("Concat", xs, like=like, axis=axis), out_shape
+    if type(layer) not in _MERGE:
+        raise unsupported(layer, supported=supported_layers())
+    op_type = _MERGE[type(layer)]
+    if op_type is None:
+        y = xs[0]
+        for x in xs[1:]:
+            y = g.op("Mul", [y, x], like=like)
+        return y, out_shape
+    return g.op(op_type, xs, like=like), out_shape
+
+
+CONVERTERS.update({cls: None for cls in (*_MERGE, hl.Concatenate)})

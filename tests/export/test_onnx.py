@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import hpnn
 from hpnn import Input, Sequential, layers
 from hpnn.cli import build_model
 from hpnn.export import supported_layers, to_onnx
@@ -265,9 +266,29 @@ CASES = {
 }
 
 
+def _residual():
+    """A functional model: branches joined by every merge layer, in both layouts."""
+    inp = Input(shape=(9, 9, 3))
+    x = layers.Conv2D(4, 3, activation="relu")(inp)  # channels-first in ONNX from here
+    s = layers.Conv2D(4, 1)(x)
+    x = layers.add([layers.Conv2D(4, 3, padding="same")(x), s])
+    x = layers.concatenate([x, s])  # the channel axis of a channels-first tensor
+    x = layers.Maximum()([layers.MaxPooling2D()(x), layers.AveragePooling2D()(x)])
+    x = layers.Minimum()([x, layers.Activation("tanh")(x)])
+    flat = layers.Flatten()(x)
+    d1, d2 = layers.Dense(5)(flat), layers.Dense(5, activation="relu")(flat)
+    mixed = layers.concatenate(
+        [layers.subtract([d1, d2]), layers.multiply([d1, d2, d1]), layers.average([d1, d2])]
+    )
+    return hpnn.Model(inp, layers.Dense(3, activation="softmax")(mixed))
+
+
+CASES["functional"] = (_residual, images)
+
+
 def _model(build):
     built = build()
-    return built if isinstance(built, Sequential) else Sequential(built)
+    return built if isinstance(built, hpnn.Model) else Sequential(built)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -281,7 +302,7 @@ def test_every_layer_type_has_a_case():
     """The cases above exercise every converter (so a new converter needs a case)."""
     used = set()
     for build, _ in CASES.values():
-        for layer in _model(build).layers:
+        for layer in _model(build).layers:  # (a functional model's include its Inputs)
             used.add(type(layer).__name__)
             inner = getattr(layer, "layer", None) or getattr(layer, "forward_layer", None)
             if inner is not None:
@@ -361,3 +382,17 @@ def test_cli_exports_a_saved_model(tmp_path, capsys):
     want = model.predict(x, verbose=0)
     np.testing.assert_allclose(sess.run(None, {"input": x})[0], want, rtol=RTOL, atol=1e-6)
     assert cli_main([str(tmp_path / "missing.hpnn"), str(out)]) == 2
+
+
+def test_functional_with_two_inputs_and_two_outputs(tmp_path):
+    a, b = Input(shape=(4,), name="a"), Input(shape=(3,), name="b")
+    h = layers.Dense(5, activation="relu")(layers.concatenate([a, b]))
+    model = randomize(hpnn.Model([a, b], [layers.Dense(2)(h), layers.Dense(1)(a)]))
+    path = tmp_path / "two.onnx"
+    to_onnx(model, path)
+    xa, xb = images(2, 1, 1, 4)[:, 0, 0], images(2, 1, 1, 3, seed=2)[:, 0, 0]
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = sess.run(["output_0", "output_1"], {"a": xa, "b": xb})
+    want = [t.data for t in model([xa, xb])]
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=RTOL, atol=1e-6)
