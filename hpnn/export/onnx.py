@@ -178,9 +178,7 @@ def to_onnx(model, path=None, *, opset=DEFAULT_OPSET, input_name="input", output
         inputs, outputs = _convert_functional(g, model, input_name, output_name)
     else:
         inputs, outputs = _convert_sequential(g, model, input_name, output_name)
-    graph = onnx.helper.make_graph(
-        g.nodes, model.name, inputs, outputs, initializer=g.initializers
-    )
+    graph = onnx.helper.make_graph(g.nodes, model.name, inputs, outputs, initializer=g.initializers)
     opsets = [onnx.helper.make_opsetid("", opset)]
     proto = onnx.helper.make_model(
         graph,
