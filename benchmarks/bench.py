@@ -167,11 +167,17 @@ class CpuMeter:
         self.other_cores = max(0.0, system_busy_seconds() - self.all - own) / self.wall
 
 
+def twins(workload, frameworks) -> list[str]:
+    """The frameworks that have ``workload`` (the recurrent ones have no JAX twin)."""
+    if WORKLOADS[workload][0] in RECURRENT:
+        return [fw for fw in frameworks if fw != "jax"]
+    return list(frameworks)
+
+
 def measure_workload(workload, frameworks, x, labels, repeats, want_fit) -> dict:
     """Warm up every framework once, then time passes alternating framework by framework."""
     jobs = {}
-    if WORKLOADS[workload][0] in RECURRENT:
-        frameworks = [fw for fw in frameworks if fw != "jax"]  # no recurrent JAX twin
+    frameworks = twins(workload, frameworks)
     for fw in frameworks:
         log(f"{workload}: setting up {fw}")
         jobs[fw] = SETUPS[fw](workload, x, labels)
@@ -311,7 +317,7 @@ def run_memory(args, frameworks) -> dict:
     memory = {}
     for wl, (_, _, kind) in WORKLOADS.items():
         if wl in args.selected and kind == "train":
-            for fw in frameworks:
+            for fw in twins(wl, frameworks):
                 log(f"memory: {fw} {wl} in a fresh process")
                 memory.setdefault(wl, {})[fw] = measure_memory(fw, wl, args.memory_samples)
     return memory

@@ -99,6 +99,8 @@ def print_speed(res, frameworks) -> None:
             ", ".join(
                 f"{statistics.median(r[fw]['cores']['self']):.1f}/"
                 f"{statistics.median(r[fw]['cores']['others']):.1f}"
+                if fw in r
+                else "-"  # no twin in this framework (the recurrent rows have no JAX one)
                 for fw in frameworks
             )
         ]
@@ -108,7 +110,7 @@ def print_speed(res, frameworks) -> None:
             rows.append(
                 ["  same, through hpnn model.fit (1 pass)", fmt_rate(fit)]
                 + ["-"] * (len(frameworks) - 1)
-                + [f"{fit / r[fw]['median']:.3f}" for fw in others]
+                + [f"{fit / r[fw]['median']:.3f}" if fw in r else "-" for fw in others]
                 + [""]
             )
     print()
