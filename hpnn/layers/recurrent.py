@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from hpnn import activations, initializers, regularizers
@@ -90,10 +92,9 @@ class _RNN(Layer):
                 raise NotImplementedError(f"{owner}: {name} is not supported yet.")
         if stateful:
             raise NotImplementedError(f"{owner}: stateful=True is not supported yet.")
-        if recurrent_dropout:
-            raise NotImplementedError(f"{owner}: recurrent_dropout is not supported yet.")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"{owner}: dropout must be in [0, 1). Received: dropout={dropout!r}")
+        for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+            if not isinstance(rate, numbers.Real) or not 0.0 <= rate < 1.0:
+                raise ValueError(f"{owner}: {name} must be in [0, 1). Received: {name}={rate!r}")
         self.use_bias = use_bias
         self.kernel_initializer = kernel_initializer
         self.recurrent_initializer = recurrent_initializer
@@ -103,7 +104,7 @@ class _RNN(Layer):
         self.bias_regularizer = bias_regularizer
         self.activity_regularizer = regularizers.get(activity_regularizer)
         self.dropout = float(dropout)
-        self.recurrent_dropout = 0.0
+        self.recurrent_dropout = float(recurrent_dropout)
         self.seed = seed
         self._rng = make_rng(seed)
         self.return_sequences = return_sequences
@@ -171,9 +172,16 @@ class _RNN(Layer):
             u = self._rng.random((x.shape[0], 1, x.shape[2]))
             drop = ((u < keep) / keep).astype(x.dtype)
             x = x * Tensor(get_xp(x.data).asarray(drop))
-        return self._run(x, states, mask)
+        rec_mask = None
+        if training and self.recurrent_dropout:
+            # Keras: one mask of the previous state per gate and sequence, the same at
+            # every step, scaled by 1 / keep
+            keep = 1.0 - self.recurrent_dropout
+            u = self._rng.random((self.gates, x.shape[0], self.units))
+            rec_mask = get_xp(x.data).asarray(((u < keep) / keep).astype(x.dtype))
+        return self._run(x, states, mask, rec_mask)
 
-    def _options(self, mask):
+    def _options(self, mask, rec_mask=None):
         return {
             "activation": self.activation,
             "go_backwards": self.go_backwards,
@@ -181,6 +189,7 @@ class _RNN(Layer):
             "return_state": self.return_state,
             "zero_output_for_mask": self.zero_output_for_mask,
             "mask": mask,
+            "recurrent_mask": rec_mask,
         }
 
     def _initial_states(self, initial_state, x):
@@ -230,6 +239,7 @@ class _RNN(Layer):
             "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
             "bias_regularizer": regularizers.serialize(self.bias_regularizer),
             "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
             "seed": self.seed if isinstance(self.seed, int) else None,
             "return_sequences": self.return_sequences,
             "return_state": self.return_state,
@@ -254,9 +264,14 @@ class SimpleRNN(_RNN):
     def __init__(self, units, activation="tanh", use_bias=True, **kwargs):
         super().__init__(units, activation=activation, use_bias=use_bias, **kwargs)
 
-    def _run(self, x, states, mask):
+    def _run(self, x, states, mask, rec_mask=None):
         return simple_rnn(
-            x, self.kernel, self.recurrent_kernel, self.bias, states, **self._options(mask)
+            x,
+            self.kernel,
+            self.recurrent_kernel,
+            self.bias,
+            states,
+            **self._options(mask, rec_mask),
         )
 
 
@@ -317,7 +332,7 @@ class LSTM(_RNN):
 
         return forget_ones
 
-    def _run(self, x, states, mask):
+    def _run(self, x, states, mask, rec_mask=None):
         return lstm(
             x,
             self.kernel,
@@ -325,7 +340,7 @@ class LSTM(_RNN):
             self.bias,
             states,
             recurrent_activation=self.recurrent_activation,
-            **self._options(mask),
+            **self._options(mask, rec_mask),
         )
 
     def get_config(self):
@@ -380,7 +395,7 @@ class GRU(_RNN):
     def _bias_shape(self):
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
 
-    def _run(self, x, states, mask):
+    def _run(self, x, states, mask, rec_mask=None):
         return gru(
             x,
             self.kernel,
@@ -389,7 +404,7 @@ class GRU(_RNN):
             states,
             recurrent_activation=self.recurrent_activation,
             reset_after=self.reset_after,
-            **self._options(mask),
+            **self._options(mask, rec_mask),
         )
 
     def get_config(self):

@@ -293,3 +293,85 @@ def test_matches_torch(kind):
 def test_shape_errors(args, kwargs, match):
     with pytest.raises(ValueError, match=match):
         ops.lstm(*args, **kwargs)
+
+
+# -- recurrent dropout: each gate's previous state times its own fixed mask -------------------
+# (Keras' cells with recurrent_dropout, implementation 1: h_tm1 * rec_dp_mask[gate])
+RMASK = {g: np.random.default_rng(20 + g).choice([0.0, 2.0], size=(g, N, U)) for g in (1, 3, 4)}
+
+
+def _gates(r, h, m):
+    """``[(h * m[k]) @ r_k for each gate k]`` with ``r`` in Keras' (U, G*U) layout."""
+    u = h.shape[1]
+    return [(h * m[k]) @ r[:, k * u : (k + 1) * u] for k in range(len(m))]
+
+
+def rnn_cell_rd(x, states, w, r, b):
+    (rec,) = _gates(r, states[0], RMASK[1])
+    return [np.tanh(x @ w + rec + (0 if b is None else b))]
+
+
+def lstm_cell_rd(x, states, w, r, b):
+    h, c = states
+    z = x @ w + np.concatenate(_gates(r, h, RMASK[4]), axis=1) + (0 if b is None else b)
+    i, f, g, o = np.split(z, 4, axis=1)
+    c = sig(f) * c + sig(i) * np.tanh(g)
+    return [sig(o) * np.tanh(c), c]
+
+
+def gru_cell_rd(x, states, w, r, b, reset_after=True):
+    (h,) = states
+    u, m = h.shape[1], RMASK[3]
+    if reset_after:
+        b_in, b_rec = (0, 0) if b is None else (b[0], b[1])
+        xz = x @ w + b_in
+        rz = np.concatenate(_gates(r, h, m), axis=1) + b_rec
+        z = sig(xz[:, :u] + rz[:, :u])
+        rr = sig(xz[:, u : 2 * u] + rz[:, u : 2 * u])
+        hh = np.tanh(xz[:, 2 * u :] + rr * rz[:, 2 * u :])
+    else:
+        xz = x @ w + (0 if b is None else b)
+        rz_z, rz_r, _ = _gates(r, h, m)
+        z, rr = sig(xz[:, :u] + rz_z), sig(xz[:, u : 2 * u] + rz_r)
+        hh = np.tanh(xz[:, 2 * u :] + (rr * (h * m[2])) @ r[:, 2 * u :])
+    return [z * h + (1 - z) * hh]  # the direct path keeps the undropped state
+
+
+class TestSimpleRNNRecurrentDropout(_RecurrentOpTest):
+    fn = staticmethod(lambda *a, **k: ops.simple_rnn(*a, recurrent_mask=RMASK[1], **k))
+    cell = staticmethod(rnn_cell_rd)
+
+
+class TestLSTMRecurrentDropout(_RecurrentOpTest):
+    fn = staticmethod(lambda *a, **k: ops.lstm(*a, recurrent_mask=RMASK[4], **k))
+    cell = staticmethod(lstm_cell_rd)
+    n_states = 2
+    gates = 4
+
+
+class TestGRURecurrentDropout(_RecurrentOpTest):
+    fn = staticmethod(lambda *a, **k: ops.gru(*a, recurrent_mask=RMASK[3], **k))
+    cell = staticmethod(gru_cell_rd)
+    gates = 3
+
+    def bias_shape(self):
+        return (2, 3 * U)
+
+
+class TestGRUResetBeforeRecurrentDropout(_RecurrentOpTest):
+    fn = staticmethod(lambda *a, **k: ops.gru(*a, reset_after=False, recurrent_mask=RMASK[3], **k))
+    cell = staticmethod(lambda *a: gru_cell_rd(*a, reset_after=False))
+    gates = 3
+
+
+def test_a_mask_of_ones_is_no_recurrent_dropout():
+    x, w, r, b = rand(N, T, F), rand(F, 4 * U, seed=1), rand(U, 4 * U, seed=2), rand(4 * U)
+    plain = ops.lstm(x, w, r, b, return_sequences=True).data
+    ones = ops.lstm(x, w, r, b, return_sequences=True, recurrent_mask=np.ones((4, N, U))).data
+    np.testing.assert_allclose(ones, plain, rtol=1e-12)
+
+
+def test_recurrent_mask_shape_is_checked():
+    x, w, r = rand(N, T, F), rand(F, 4 * U, seed=1), rand(U, 4 * U, seed=2)
+    with pytest.raises(ValueError, match=r"lstm: expected recurrent_mask of shape \(4, 2, 3\)"):
+        ops.lstm(x, w, r, recurrent_mask=np.ones((N, U)))

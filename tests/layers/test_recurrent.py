@@ -105,6 +105,37 @@ def test_dropout_only_in_training():
     assert not np.allclose(layer(x, training=True).data, infer)
 
 
+@pytest.mark.parametrize("cls", [layers.LSTM, layers.GRU, layers.SimpleRNN])
+def test_recurrent_dropout_only_in_training(cls):
+    hpnn.utils.set_random_seed(0)
+    layer = cls(U, recurrent_dropout=0.5, seed=1, return_sequences=True)
+    x = rand(4, T, F).astype(np.float32)
+    infer = layer(x).data
+    plain = cls(U, return_sequences=True)
+    plain(x)
+    plain.set_weights(layer.get_weights())
+    np.testing.assert_array_equal(plain(x).data, infer)  # inference: no mask at all
+    train = layer(x, training=True).data
+    assert not np.allclose(train[:, 1:], infer[:, 1:])  # from the second step on
+    np.testing.assert_allclose(train[:, 0], infer[:, 0], rtol=1e-6)  # h_0 = 0: nothing to drop
+    assert layer.get_config()["recurrent_dropout"] == 0.5
+    assert cls.from_config(layer.get_config()).recurrent_dropout == 0.5
+
+
+def test_recurrent_dropout_trains_and_is_not_split():
+    from hpnn.models import batch_split
+
+    hpnn.utils.set_random_seed(0)
+    model = hpnn.Sequential([hpnn.Input((T, F)), layers.LSTM(U, recurrent_dropout=0.3)])
+    model.add(layers.Dense(2, activation="softmax"))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x, y = rand(64, T, F).astype(np.float32), np.arange(64) % 2
+    history = model.fit(x, y, epochs=3, batch_size=16, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert batch_split._qualifies(model, training=True) is False  # random masks
+    assert batch_split._qualifies(model, training=False) is True
+
+
 def test_config_round_trip():
     layer = layers.GRU(7, reset_after=False, return_sequences=True, go_backwards=True)
     clone = layers.GRU.from_config(layer.get_config())
@@ -295,6 +326,8 @@ def test_initial_state_errors():
         (lambda: layers.LSTM(0), "units must be a positive int"),
         (lambda: layers.GRU(3, activation="swish"), "activation must be one of"),
         (lambda: layers.LSTM(3, stateful=True), "stateful"),
+        (lambda: layers.LSTM(3, recurrent_dropout=1.0), r"recurrent_dropout must be in \[0, 1\)"),
+        (lambda: layers.GRU(3, dropout=-0.1), r"dropout must be in \[0, 1\)"),
         (lambda: layers.Bidirectional(layers.LSTM(3), merge_mode="max"), "merge_mode"),
         (lambda: layers.Bidirectional(layers.Dense(3)), "recurrent layer"),
     ],

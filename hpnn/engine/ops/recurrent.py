@@ -32,9 +32,10 @@ class SimpleRNN(Recurrent):
         hs, rk = self.hs, self.r4[0]
         hs[0] = states[0]
         tmp = xp.empty(hs.shape[1:], dtype=hs.dtype)
+        rm = self.rm
         for s in range(z_all.shape[1]):
             z = z_all[0, s]
-            xp.matmul(hs[s], rk, out=tmp)
+            xp.matmul(hs[s] if rm is None else hs[s] * rm[0], rk, out=tmp)
             z += tmp
             activate(self.act, z, out=hs[s + 1])
             z[...] = hs[s + 1]
@@ -55,9 +56,13 @@ class SimpleRNN(Recurrent):
             dz[...] = dh
             times_derivative(self.act, self.z[0, s], dz, tmp)
             xp.matmul(dz, self.rk4_t[0], out=dh)
+            if self.rm is not None:
+                dh *= self.rm[0]
             if self.mf is not None:
                 dh += passed
-        g_rk = ungate(self._grad_rk(d_all)) if self.needs_input_grad[2] else None
+        g_rk = None
+        if self.needs_input_grad[2]:
+            g_rk = ungate(self._grad_rk(d_all, self._masked_h(0, 1)))
         return d_all, g_rk, None, [dh]
 
 
@@ -75,7 +80,8 @@ class LSTM(Recurrent):
         tcs = xp.empty((t, n, u), dtype=hs.dtype)  # act(c_t)
         hs[0], cs[0] = states
         tmp, tmp_u = xp.empty((4, n, u), dtype=hs.dtype), xp.empty((n, u), dtype=hs.dtype)
-        self.kern = self._kernels(z_all, self.r4)
+        # (recurrent dropout: the NumPy loop, which multiplies each gate's previous state)
+        self.kern = self._kernels(z_all, self.r4) if self.rm is None else None
         if self.kern is not None:  # one compiled pass per step (hpnn.engine.kernels)
             m = n * u
             z3, rec = z_all.reshape(4, t, m), tmp.reshape(4, m)
@@ -86,9 +92,10 @@ class LSTM(Recurrent):
                 self._carry_masked(s, (hs[s + 1], hs[s]), (cs[s + 1], cs[s]))
             self.z, self.cs, self.tcs = z_all, cs, tcs
             return
+        rm = self.rm
         for s in range(t):
             z = z_all[:, s]
-            xp.matmul(hs[s], self.r4, out=tmp)
+            xp.matmul(hs[s] if rm is None else hs[s] * rm, self.r4, out=tmp)
             z += tmp
             activate(self.rec_act, z[:2])
             activate(self.act, z[2])
@@ -171,11 +178,15 @@ class LSTM(Recurrent):
             times_derivative(act, g, dg, tmp)
             dc *= f
             xp.matmul(dz, self.rk4_t, out=tmp_g)
+            if self.rm is not None:
+                tmp_g *= self.rm
             xp.sum(tmp_g, axis=0, out=dh)
             if self.mf is not None:
                 dh += pass_h
                 dc += pass_c
-        g_rk = ungate(self._grad_rk(d_all)) if self.needs_input_grad[2] else None
+        g_rk = None
+        if self.needs_input_grad[2]:
+            g_rk = ungate(self._grad_rk(d_all, self._masked_h(0, 4)))
         return d_all, g_rk, None, [dh, dc]
 
 
@@ -210,9 +221,10 @@ class GRU(Recurrent):
         tmp = xp.empty((n, u), dtype=hs.dtype)
         rk = self.r4 if after else self.r4[:2]
         rec_bias = bias[1].reshape(3, 1, u) if bias is not None and after else None
+        rm = self.rm
         for s in range(t):
             z, h_prev = z_all[:, s], hs[s]
-            xp.matmul(h_prev, rk, out=rec)
+            xp.matmul(h_prev if rm is None else h_prev * rm[: len(rk)], rk, out=rec)
             if rec_bias is not None:
                 rec += rec_bias
             z[:2] += rec[:2]
@@ -222,7 +234,7 @@ class GRU(Recurrent):
                 self.hr[s] = rec[2]
                 xp.multiply(r, rec[2], out=tmp)
             else:
-                xp.multiply(r, h_prev, out=self.hr[s])
+                xp.multiply(r, h_prev if rm is None else h_prev * rm[2], out=self.hr[s])
                 xp.matmul(self.hr[s], self.r4[2], out=tmp)
             hh += tmp
             activate(self.act, hh)
@@ -242,6 +254,7 @@ class GRU(Recurrent):
         drec_all = xp.empty_like(self.z) if after else None  # d(h R + rb), recurrent side
         tmp_g = xp.empty((3, n, u), dtype=dh.dtype)
         tmp, tmp2, passed = (xp.empty_like(dh) for _ in range(3))
+        rm = self.rm
         for s in range(t - 1, -1, -1):
             if dseq is not None:
                 dh += dseq[s]
@@ -263,14 +276,21 @@ class GRU(Recurrent):
                 drec[:2] = dx[:2]
                 xp.multiply(dxh, r, out=drec[2])
                 xp.matmul(drec, self.rk4_t, out=tmp_g)
+                if rm is not None:
+                    tmp_g *= rm
                 xp.sum(tmp_g, axis=0, out=tmp)
             else:
-                xp.matmul(dxh, self.rk4_t[2], out=tmp2)  # d(r * h_prev)
-                xp.multiply(tmp2, h_prev, out=dxr)
+                h_in = h_prev if rm is None else h_prev * rm[2]  # what r multiplied
+                xp.matmul(dxh, self.rk4_t[2], out=tmp2)  # d(r * h_in)
+                xp.multiply(tmp2, h_in, out=dxr)
                 times_derivative(self.rec_act, zs[:2], dx[:2], tmp_g[:2])
                 tmp2 *= r
+                if rm is not None:
+                    tmp2 *= rm[2]
                 dh += tmp2
                 xp.matmul(dx[:2], self.rk4_t[:2], out=tmp_g[:2])
+                if rm is not None:
+                    tmp_g[:2] *= rm[:2]
                 xp.sum(tmp_g[:2], axis=0, out=tmp)
             dh += tmp
             if self.mf is not None:
@@ -286,8 +306,8 @@ class GRU(Recurrent):
         if not self.needs_input_grad[2]:
             return None, g_rbias
         if self.reset_after:
-            return ungate(self._grad_rk(drec_all)), g_rbias
-        g_zr = self._grad_rk(dx_all[:2])
+            return ungate(self._grad_rk(drec_all, self._masked_h(0, 3))), g_rbias
+        g_zr = self._grad_rk(dx_all[:2], self._masked_h(0, 2))
         g_h = self._grad_rk(dx_all[2:], self.hr)
         return ungate(xp.concatenate([g_zr, g_h])), g_rbias
 
@@ -308,6 +328,7 @@ def simple_rnn(
     return_sequences=False,
     return_state=False,
     zero_output_for_mask=False,
+    recurrent_mask=None,
 ):
     """A simple RNN over a sequence: ``h_t = act(x_t @ kernel + h_{t-1} @ recurrent + bias)``.
 
@@ -315,6 +336,8 @@ def simple_rnn(
         x: ``(N, T, F)``; kernel ``(F, U)``; recurrent_kernel ``(U, U)``; bias ``(U,)``.
         initial_state: ``[h0]`` with ``h0`` of shape ``(N, U)`` (zeros if None).
         mask: bool ``(N, T)``; False steps carry the state over.
+        recurrent_mask: ``(1, N, U)`` multipliers of the previous state (recurrent
+            dropout), the same at every step; None for none.
 
     Returns:
         ``(N, T, U)`` with ``return_sequences`` else ``(N, U)``; with ``return_state``
@@ -329,6 +352,7 @@ def simple_rnn(
         mask,
         zero_output_for_mask,
         bias is not None,
+        recurrent_mask,
     )
     return run(f, x, kernel, recurrent_kernel, bias, initial_state)
 
@@ -347,6 +371,7 @@ def lstm(
     return_sequences=False,
     return_state=False,
     zero_output_for_mask=False,
+    recurrent_mask=None,
 ):
     """An LSTM over a sequence, in one op.
 
@@ -355,6 +380,8 @@ def lstm(
             ``(4U,)``; gate order i, f, c, o (Keras).
         initial_state: ``[h0, c0]``, each ``(N, U)`` (zeros if None).
         mask: bool ``(N, T)``; False steps carry the states over.
+        recurrent_mask: ``(4, N, U)`` multipliers of the previous state, one per gate
+            (recurrent dropout), the same at every step; None for none.
 
     Returns:
         ``(N, T, U)`` with ``return_sequences`` else ``(N, U)``; with ``return_state``
@@ -369,6 +396,7 @@ def lstm(
         mask,
         zero_output_for_mask,
         bias is not None,
+        recurrent_mask,
     )
     return run(f, x, kernel, recurrent_kernel, bias, initial_state)
 
@@ -388,6 +416,7 @@ def gru(
     return_sequences=False,
     return_state=False,
     zero_output_for_mask=False,
+    recurrent_mask=None,
 ):
     """A GRU over a sequence, in one op.
 
@@ -397,6 +426,8 @@ def gru(
             else ``(3U,)``.
         initial_state: ``[h0]`` with ``h0`` of shape ``(N, U)`` (zeros if None).
         mask: bool ``(N, T)``; False steps carry the state over.
+        recurrent_mask: ``(3, N, U)`` multipliers of the previous state, one per gate
+            (recurrent dropout), the same at every step; None for none.
 
     Returns:
         ``(N, T, U)`` with ``return_sequences`` else ``(N, U)``; with ``return_state``
@@ -412,5 +443,6 @@ def gru(
         mask=mask,
         zero_output_for_mask=zero_output_for_mask,
         has_bias=bias is not None,
+        recurrent_mask=recurrent_mask,
     )
     return run(f, x, kernel, recurrent_kernel, bias, initial_state)

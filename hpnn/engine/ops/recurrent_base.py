@@ -85,8 +85,12 @@ class Recurrent(Function):
         mask=None,
         zero_output_for_mask=False,
         has_bias=True,
+        recurrent_mask=None,
     ):
         self.act, self.rec_act = activation, recurrent_activation
+        # recurrent dropout: (G, N, U) multipliers of the previous state, one per gate,
+        # the same at every step (Keras' recurrent_dropout); None without
+        self.rec_mask = recurrent_mask
         self.go_backwards = go_backwards
         self.return_sequences, self.return_state = return_sequences, return_state
         self.mask, self.zero_output = mask, zero_output_for_mask
@@ -103,6 +107,7 @@ class Recurrent(Function):
         self.n_init = len(init)
         self.shape = (n, t, f, u)
         self._prepare_mask(xp, x.dtype)
+        self.rm = None if self.rec_mask is None else xp.asarray(self.rec_mask, dtype=x.dtype)
         xs = x[:, ::-1] if self.go_backwards else x
         in_bias = self._input_bias(bias)
         # Time-major inputs, with a column of ones when there is an input bias: the bias
@@ -240,12 +245,24 @@ class Recurrent(Function):
 
         Args:
             d_rec: ``(G', T, N, U)`` gradients of the recurrent pre-activations.
-            h_prev: ``(T, N, U)`` what multiplies the kernel (default the previous states).
+            h_prev: ``(T, N, U)`` what multiplies the kernel (default the previous states),
+                or ``(G', T, N, U)``, one per gate (with recurrent dropout).
         """
         n, t, _, u = self.shape
         h = self.hs[:t] if h_prev is None else h_prev
         xp = get_xp(d_rec)
-        return xp.matmul(h.reshape(t * n, u).T, d_rec.reshape(len(d_rec), t * n, u))
+        g = len(d_rec)
+        if h.ndim == 4:
+            return xp.matmul(h.reshape(g, t * n, u).transpose(0, 2, 1), d_rec.reshape(g, t * n, u))
+        return xp.matmul(h.reshape(t * n, u).T, d_rec.reshape(g, t * n, u))
+
+    def _masked_h(self, lo, hi):
+        """The previous states as gates ``lo:hi`` saw them through recurrent dropout,
+        ``(hi - lo, T, N, U)``; None without recurrent dropout."""
+        if self.rm is None:
+            return None
+        t = self.shape[1]
+        return self.hs[:t][None] * self.rm[lo:hi, None]
 
 
 def ungate(w4):
@@ -281,6 +298,9 @@ def check_inputs(f, x, kernel, recurrent_kernel, bias, states):
         expected[f"initial_state[{i}]"], got[f"initial_state[{i}]"] = (n, u), _shape(s)
     if f.mask is not None:
         expected["mask"], got["mask"] = (n, t), _shape(f.mask)
+    if f.rec_mask is not None:
+        expected["recurrent_mask"] = (f.gates, n, u)
+        got["recurrent_mask"] = _shape(f.rec_mask)
     for key, shape in expected.items():
         if got[key] != shape:
             raise ValueError(f"{name}: expected {key} of shape {shape}. Received: {got[key]}")
@@ -297,6 +317,8 @@ def run(f, x, kernel, recurrent_kernel, bias, initial_state):
     if f.mask is not None:
         mask = f.mask.data if isinstance(f.mask, Tensor) else f.mask
         f.mask = get_xp(mask).asarray(mask).astype(bool, copy=False)
+    if isinstance(f.rec_mask, Tensor):
+        f.rec_mask = f.rec_mask.data
     inputs = [x, kernel, recurrent_kernel] + ([bias] if bias is not None else []) + states
     y = f(*inputs)
     if not f.return_state:
