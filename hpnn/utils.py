@@ -1,4 +1,5 @@
-"""Utilities as in ``keras.utils``: seeding, one-hot encoding, session reset."""
+"""Utilities as in ``keras.utils``: seeding, one-hot encoding, session reset, and
+``PyDataset`` (``Sequence``) for data read batch by batch."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 
 from hpnn import random as hpnn_random
 from hpnn.backend import floatx
+from hpnn.data.pydataset import PyDataset, Sequence  # noqa: F401 - keras.utils names
 from hpnn.layers.base import reset_names
 
 

@@ -15,7 +15,7 @@ from hpnn import losses as losses_mod
 from hpnn import metrics as metrics_mod
 from hpnn import optimizers as optimizers_mod
 from hpnn.backend import floatx, get_xp, to_numpy, xp_default
-from hpnn.data import adapter
+from hpnn.data import adapter, pydataset
 from hpnn.distributed import data_parallel, get_comm
 from hpnn.engine.tensor import Tensor, gradients, no_grad
 from hpnn.layers.base import Layer, activity_losses, collect_activity_penalties
@@ -340,51 +340,67 @@ class Model(Layer):
         validation_batch_size=None,
         validation_freq=1,
     ):
-        """Train for ``epochs`` epochs; returns the ``History``."""
+        """Train for ``epochs`` epochs; returns the ``History``.
+
+        ``x`` is an array (or a list of arrays for several inputs) with targets ``y``,
+        or a ``hpnn.utils.PyDataset`` or generator that yields ``(x, y)`` /
+        ``(x, y, sample_weight)`` batches (then ``y``, ``batch_size`` and
+        ``sample_weight`` come from it, and ``steps_per_epoch`` may cap an epoch).
+        """
         self._require_compiled("fit")
-        if steps_per_epoch is not None:
-            raise NotImplementedError("fit(): steps_per_epoch is not supported yet.")
-        batch_size = adapter.check_batch_size(batch_size)
         if not isinstance(epochs, int) or epochs < 0:
             raise ValueError(f"epochs must be a non-negative int. Received: epochs={epochs!r}")
-        x, y = self._prepare(x, y, "")
-        w = adapter.sample_weights(sample_weight, class_weight, y)
-        if validation_data is None and validation_split:
-            (x, y, w), validation_data = adapter.split_validation(x, y, validation_split, w)
-        if validation_data is not None:
-            shape = (
-                f" of length {len(validation_data)}"
-                if isinstance(validation_data, (tuple, list))
-                else ""
-            )
-            if not shape or len(validation_data) not in (2, 3):
-                raise ValueError(
-                    "validation_data must be a tuple (x_val, y_val) or (x_val, y_val, "
-                    f"sample_weight_val). Received: {type(validation_data).__name__}{shape}"
-                )
-            xv, yv = self._prepare(*validation_data[:2], "validation_data ")
-            wv = validation_data[2] if len(validation_data) == 3 else None
-            validation_data = (xv, yv, adapter.sample_weights(wv, None, yv, "validation_data "))
-        verbose = 1 if verbose == "auto" else verbose
         comm = get_comm()
+        ranks = comm.size if comm is not None else 1
+        batch_size = adapter.check_batch_size(batch_size)
+        if pydataset.is_batched(x):
+            self._check_batched("fit", x, y, sample_weight, comm)
+            if validation_split:
+                raise ValueError(
+                    "fit(): validation_split needs arrays; with a PyDataset or generator pass "
+                    "validation_data."
+                )
+            steps = pydataset.steps_of(x, steps_per_epoch)
+            samples, self._metrics_pending = None, True
+
+            def run_epoch(epoch, cb):
+                return self._train_epoch_batches(x, steps, class_weight, epoch, shuffle, cb)
+
+        else:
+            if steps_per_epoch is not None:
+                raise NotImplementedError(
+                    "fit(): steps_per_epoch is supported with a PyDataset or generator only."
+                )
+            x, y = self._prepare(x, y, "")
+            w = adapter.sample_weights(sample_weight, class_weight, y)
+            if validation_data is None and validation_split:
+                (x, y, w), validation_data = adapter.split_validation(x, y, validation_split, w)
+            steps, samples = -(-len(x) // (batch_size * ranks)), len(x)
+            self._make_metrics(y.shape)
+
+            def run_epoch(epoch, cb):
+                return self._train_epoch(x, y, w, batch_size, epoch, shuffle, cb, comm)
+
+        validate = self._validation(
+            validation_data, validation_steps, validation_batch_size or batch_size, comm
+        )
+        verbose = 1 if verbose == "auto" else verbose
         if comm is not None and comm.rank != 0:
             verbose = 0  # one progress bar per job, not one per rank
-        self._make_metrics(y.shape)
         history = History()
         # Keras' order: the user's callbacks first (a learning-rate callback's additions to
         # the logs then reach History), then History, then the progress bar.
         cbs = [*(callbacks or []), history]
         if verbose:
             cbs.append(ProgbarLogger(verbose))
-        ranks = comm.size if comm is not None else 1
         cb = CallbackList(
             cbs,
             model=self,
             epochs=epochs,
             verbose=verbose,
-            steps=-(-len(x) // (batch_size * ranks)),
+            steps=steps,
             batch_size=batch_size,
-            samples=len(x),
+            samples=samples,
         )
         # One seed for the run; each epoch's order is drawn from (seed, epoch), so an
         # epoch's shuffle does not depend on what ran before it (resume, MPI shards).
@@ -400,16 +416,103 @@ class Model(Layer):
             if self._resume_epoch is not None:  # set by BackupAndRestore
                 initial_epoch = max(initial_epoch, self._resume_epoch)
             for epoch in range(initial_epoch, epochs):
-                logs = self._train_epoch(x, y, w, batch_size, epoch, shuffle, cb, comm)
-                if validation_data is not None and (epoch + 1) % validation_freq == 0:
-                    val_bs = validation_batch_size or batch_size
-                    val = self._evaluate_arrays(*validation_data, val_bs, comm, cb)
-                    logs.update({f"val_{k}": v for k, v in val.items()})
+                logs = run_epoch(epoch, cb)
+                if self.stop_training and not logs:  # a generator ran out of batches
+                    break
+                if validate is not None and (epoch + 1) % validation_freq == 0:
+                    logs.update({f"val_{k}": v for k, v in validate(cb).items()})
                 cb.on_epoch_end(epoch, logs)
                 if self.stop_training:
                     break
             cb.on_train_end(logs)
         return history
+
+    def _check_batched(self, where, x, y, sample_weight, comm) -> None:
+        """What cannot come with data that is already in batches."""
+        kind = type(x).__name__
+        if y is not None:
+            raise ValueError(
+                f"{where}(): with x a {kind} (a PyDataset or generator), y must not be passed: "
+                "the batches hold the targets. Received: y"
+            )
+        if sample_weight is not None:
+            raise ValueError(
+                f"{where}(): with x a {kind}, sample_weight must not be passed: yield "
+                "(x, y, sample_weight) batches instead."
+            )
+        if comm is not None and comm.size > 1:
+            raise NotImplementedError(
+                f"{where}(): a PyDataset or generator under MPI is not supported yet; pass "
+                "arrays (each rank then takes its shard of every global batch)."
+            )
+
+    def _validation(self, validation_data, steps, batch_size, comm):
+        """A function ``cb -> logs`` that evaluates ``validation_data``, or None."""
+        if validation_data is None:
+            return None
+        if pydataset.is_batched(validation_data):
+            self._check_batched("fit", validation_data, None, None, comm)
+            if not isinstance(validation_data, pydataset.PyDataset) and steps is None:
+                raise ValueError(
+                    "fit(): a generator as validation_data needs validation_steps (it is read "
+                    "again every epoch)."
+                )
+            n = pydataset.steps_of(validation_data, steps)
+            return lambda cb: self._evaluate_batches(validation_data, n, cb)
+        shape = ""
+        if isinstance(validation_data, (tuple, list)):
+            shape = f" of length {len(validation_data)}"
+        if not shape or len(validation_data) not in (2, 3):
+            raise ValueError(
+                "validation_data must be a tuple (x_val, y_val) or (x_val, y_val, "
+                f"sample_weight_val), or a PyDataset. Received: {type(validation_data).__name__}"
+                f"{shape}"
+            )
+        xv, yv = self._prepare(*validation_data[:2], "validation_data ")
+        wv = validation_data[2] if len(validation_data) == 3 else None
+        wv = adapter.sample_weights(wv, None, yv, "validation_data ")
+        return lambda cb: self._evaluate_arrays(xv, yv, wv, batch_size, comm, cb)
+
+    def _batch_arrays(self, batch, step, where, class_weight=None, targets_needed=True):
+        """``(x, y, w)`` of one batch from a PyDataset or generator, checked."""
+        xb, yb, wb = pydataset.unpack(batch, step, where)
+        xb, yb = self._prepare(xb, yb, f"batch {step}: ", targets_needed)
+        if yb is not None:
+            wb = adapter.sample_weights(wb, class_weight, yb, f"batch {step}: ")
+            if getattr(self, "_metrics_pending", False):
+                self._make_metrics(yb.shape)
+                self._metrics_pending = False
+        return xb, yb, wb
+
+    def _train_epoch_batches(self, source, steps, class_weight, epoch, shuffle, cb):
+        """One epoch over a PyDataset (batches in a new order when ``shuffle``) or a
+        generator; returns {} when the generator had nothing left (training stops)."""
+        cb.on_epoch_begin(epoch)
+        for m in self.metrics:
+            m.reset_state()
+        order = None
+        if shuffle and isinstance(source, pydataset.PyDataset):
+            order = np.random.default_rng((self._shuffle_seed, epoch))
+        total, seen, logs = 0.0, 0, {}
+        for step, batch in enumerate(pydataset.epoch_batches(source, steps, order)):
+            cb.on_train_batch_begin(step)
+            xb, yb, wb = self._batch_arrays(batch, step, "fit", class_weight)
+            n = len(yb)
+            total += self.train_step(xb, yb, *(() if wb is None else (wb,))) * n
+            seen += n
+            logs = {"loss": total / seen, **{m.name: m.result() for m in self.metrics}}
+            cb.on_train_batch_end(step, logs)
+            if self.stop_training:
+                break
+        if isinstance(source, pydataset.PyDataset):
+            source.on_epoch_end()
+        elif not seen:
+            sys.stderr.write(
+                f"hpnn: the generator ran out of batches at epoch {epoch + 1}; training stops. "
+                "Give fit() a PyDataset, or steps_per_epoch and a generator that repeats.\n"
+            )
+            self.stop_training = True
+        return dict(logs)
 
     def _epoch_order(self, n, epoch, shuffle):
         if not shuffle:
@@ -466,6 +569,30 @@ class Model(Layer):
         cb.on_test_end(logs)
         return logs
 
+    def _evaluate_batches(self, source, steps, cb) -> dict:
+        """Loss and metrics over the batches of a PyDataset or generator."""
+        cb.on_test_begin()
+        first = True
+        total, seen, logs = 0.0, 0, {}
+        for step, batch in enumerate(pydataset.epoch_batches(source, steps)):
+            cb.on_test_batch_begin(step)
+            xb, yb, wb = self._batch_arrays(batch, step, "evaluate")
+            if first:  # the metrics' kind (binary, sparse...) from the first targets
+                if not self.metrics:
+                    self._make_metrics(yb.shape)
+                for m in self.metrics:
+                    m.reset_state()
+                first = False
+            n = len(yb)
+            total += self.test_step(xb, yb, *(() if wb is None else (wb,))) * n
+            seen += n
+            logs = {"loss": total / seen, **{m.name: m.result() for m in self.metrics}}
+            cb.on_test_batch_end(step, logs)
+        if not seen:
+            raise ValueError("evaluate(): the PyDataset or generator gave no batch.")
+        cb.on_test_end(logs)
+        return logs
+
     def evaluate(
         self,
         x=None,
@@ -480,12 +607,21 @@ class Model(Layer):
         """Loss (and metrics) on ``(x, y)``: a float, a list, or a dict with ``return_dict``."""
         self._require_compiled("evaluate")
         batch_size = adapter.check_batch_size(batch_size)
-        x, y = self._prepare(x, y, "")
-        w = adapter.sample_weights(sample_weight, None, y)
-        self._make_metrics(y.shape)
         comm = get_comm()
-        cb = CallbackList(callbacks, model=self, verbose=verbose, steps=-(-len(x) // batch_size))
-        logs = self._evaluate_arrays(x, y, w, batch_size, comm, cb)
+        if pydataset.is_batched(x):
+            self._check_batched("evaluate", x, y, sample_weight, comm)
+            n = pydataset.steps_of(x, steps)
+            self.metrics = []  # made from the first batch's targets
+            cb = CallbackList(callbacks, model=self, verbose=verbose, steps=n)
+            logs = self._evaluate_batches(x, n, cb)
+        else:
+            x, y = self._prepare(x, y, "")
+            w = adapter.sample_weights(sample_weight, None, y)
+            self._make_metrics(y.shape)
+            cb = CallbackList(
+                callbacks, model=self, verbose=verbose, steps=-(-len(x) // batch_size)
+            )
+            logs = self._evaluate_arrays(x, y, w, batch_size, comm, cb)
         if comm is not None and comm.rank != 0:
             verbose = 0
         if verbose and verbose != "auto":
@@ -498,8 +634,19 @@ class Model(Layer):
         return values[0] if len(values) == 1 else values
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """Outputs for ``x``, in batches, as a NumPy array."""
+        """Outputs for ``x``, in batches, as a NumPy array (``x`` may be a PyDataset or
+        generator of batches; their targets, if any, are ignored)."""
         batch_size = adapter.check_batch_size(batch_size)
+        if pydataset.is_batched(x):
+            outs = []
+            batches = pydataset.epoch_batches(x, pydataset.steps_of(x, steps))
+            for step, batch in enumerate(batches):
+                xb, _, _ = pydataset.unpack(batch, step, "predict")
+                xb, _ = self._prepare(xb, None, f"batch {step}: ", targets_needed=False)
+                outs.append(to_numpy(self._forward(xb)))
+            if not outs:
+                raise ValueError("predict(): the PyDataset or generator gave no batch.")
+            return np.concatenate(outs, axis=0)
         x, _ = self._prepare(x, None, "", targets_needed=False)
         outs = []
         for sl in adapter.batch_slices(len(x), batch_size):
