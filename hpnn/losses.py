@@ -7,6 +7,8 @@ exact even when a probability underflows to 0.
 
 from __future__ import annotations
 
+import math
+
 from hpnn.backend import get_xp
 from hpnn.engine import ops
 from hpnn.engine.tensor import Tensor, as_tensor
@@ -90,8 +92,110 @@ def mean_absolute_error(y_true, y_pred):
     return ops.mean(ops.abs(ops.sub(y_pred, _as_target(y_true, y_pred))), axis=-1)
 
 
+def _target(y_true, like: Tensor):
+    """``y_true`` as a constant array shaped like ``like`` where it has one axis less."""
+    t = _as_target(y_true, like)
+    return t[..., None] if t.ndim == like.ndim - 1 else t
+
+
+def huber(y_true, y_pred, delta=1.0):
+    """Per-sample Huber loss: quadratic within ``delta`` of the target, linear beyond."""
+    y_pred = as_tensor(y_pred)
+    e = ops.abs(ops.sub(y_pred, _target(y_true, y_pred)))
+    quadratic = ops.minimum(e, delta)
+    return ops.mean(quadratic * quadratic * 0.5 + (e - quadratic) * delta, axis=-1)
+
+
+def kl_divergence(y_true, y_pred):
+    """Per-sample ``sum(t * log(t / p))``, both clipped to ``[epsilon, 1]``."""
+    y_pred = as_tensor(y_pred)
+    xp = get_xp(y_pred.data)
+    t = xp.clip(_target(y_true, y_pred), EPSILON, 1)
+    p = ops.clip(y_pred, EPSILON, 1)
+    return ops.sum(ops.mul(ops.log(p) * -1.0 + xp.log(t), t), axis=-1)
+
+
+def poisson(y_true, y_pred):
+    """Per-sample ``mean(p - t * log(p + epsilon))``."""
+    y_pred = as_tensor(y_pred)
+    t = _target(y_true, y_pred)
+    return ops.mean(y_pred - ops.mul(ops.log(y_pred + EPSILON), t), axis=-1)
+
+
+def log_cosh(y_true, y_pred):
+    """Per-sample ``mean(log(cosh(p - t)))``, computed without overflow."""
+    y_pred = as_tensor(y_pred)
+    x = ops.sub(y_pred, _target(y_true, y_pred))
+    return ops.mean(x + ops.softplus(x * -2.0) - float(math.log(2.0)), axis=-1)
+
+
+def _l2_normalize(x, axis):
+    norm = ops.sqrt(ops.sum(x * x, axis=axis, keepdims=True))
+    return x / ops.maximum(norm, EPSILON)
+
+
+def cosine_similarity(y_true, y_pred, axis=-1):
+    """Per-sample negative cosine similarity (as Keras' loss: -1 is the best)."""
+    y_pred = as_tensor(y_pred)
+    t = _target(y_true, y_pred)
+    xp = get_xp(t)
+    t_unit = t / xp.maximum(xp.sqrt((t * t).sum(axis=axis, keepdims=True)), EPSILON)
+    return -ops.sum(ops.mul(_l2_normalize(y_pred, axis), t_unit), axis=axis)
+
+
+def mean_absolute_percentage_error(y_true, y_pred):
+    """Per-sample ``100 * mean(|t - p| / max(|t|, epsilon))``."""
+    y_pred = as_tensor(y_pred)
+    t = _target(y_true, y_pred)
+    xp = get_xp(t)
+    scale = 100.0 / xp.maximum(xp.abs(t), EPSILON)
+    return ops.mean(ops.mul(ops.abs(ops.sub(y_pred, t)), scale), axis=-1)
+
+
+def mean_squared_logarithmic_error(y_true, y_pred):
+    """Per-sample ``mean((log(max(p, eps) + 1) - log(max(t, eps) + 1)) ** 2)``."""
+    y_pred = as_tensor(y_pred)
+    t = _target(y_true, y_pred)
+    xp = get_xp(t)
+    d = ops.log(ops.maximum(y_pred, EPSILON) + 1.0) - xp.log(xp.maximum(t, EPSILON) + 1.0)
+    return ops.mean(d * d, axis=-1)
+
+
+def _hinge_targets(y_true, like):
+    """Targets in {-1, 1}: 0/1 labels are mapped to -1/1, as Keras does."""
+    t = _target(y_true, like)
+    xp = get_xp(t)
+    return 2 * t - 1 if bool(xp.all((t == 0) | (t == 1))) else t
+
+
+def hinge(y_true, y_pred):
+    """Per-sample ``mean(max(1 - t * p, 0))`` with targets in {-1, 1} (or 0/1)."""
+    y_pred = as_tensor(y_pred)
+    return ops.mean(ops.relu(1.0 - ops.mul(y_pred, _hinge_targets(y_true, y_pred))), axis=-1)
+
+
+def squared_hinge(y_true, y_pred):
+    """Per-sample ``mean(max(1 - t * p, 0) ** 2)`` with targets in {-1, 1} (or 0/1)."""
+    y_pred = as_tensor(y_pred)
+    m = ops.relu(1.0 - ops.mul(y_pred, _hinge_targets(y_true, y_pred)))
+    return ops.mean(m * m, axis=-1)
+
+
+def categorical_hinge(y_true, y_pred):
+    """Per-sample ``max(max((1 - t) * p) - sum(t * p) + 1, 0)`` for one-hot targets."""
+    y_pred = as_tensor(y_pred)
+    t = _as_target(y_true, y_pred)
+    pos = ops.sum(ops.mul(y_pred, t), axis=-1)
+    neg = ops.max(ops.mul(y_pred, 1 - t), axis=-1)
+    return ops.relu(neg - pos + 1.0)
+
+
 mse = MSE = mean_squared_error
 mae = MAE = mean_absolute_error
+kld = KLD = kl_divergence
+mape = MAPE = mean_absolute_percentage_error
+msle = MSLE = mean_squared_logarithmic_error
+logcosh = log_cosh
 
 
 class Loss:
@@ -165,6 +269,52 @@ class MeanAbsoluteError(Loss):
     fn = staticmethod(mean_absolute_error)
 
 
+class Huber(Loss):
+    fn = staticmethod(huber)
+
+    def __init__(self, delta=1.0, **kwargs):
+        super().__init__(delta=delta, **kwargs)
+
+
+class KLDivergence(Loss):
+    fn = staticmethod(kl_divergence)
+
+
+class Poisson(Loss):
+    fn = staticmethod(poisson)
+
+
+class LogCosh(Loss):
+    fn = staticmethod(log_cosh)
+
+
+class CosineSimilarity(Loss):
+    fn = staticmethod(cosine_similarity)
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(axis=axis, **kwargs)
+
+
+class MeanAbsolutePercentageError(Loss):
+    fn = staticmethod(mean_absolute_percentage_error)
+
+
+class MeanSquaredLogarithmicError(Loss):
+    fn = staticmethod(mean_squared_logarithmic_error)
+
+
+class Hinge(Loss):
+    fn = staticmethod(hinge)
+
+
+class SquaredHinge(Loss):
+    fn = staticmethod(squared_hinge)
+
+
+class CategoricalHinge(Loss):
+    fn = staticmethod(categorical_hinge)
+
+
 class LossFunctionWrapper(Loss):
     """Wrap a plain function ``fn(y_true, y_pred) -> per-sample tensor``."""
 
@@ -184,6 +334,20 @@ _BY_NAME = {
     "mse": MeanSquaredError,
     "mean_absolute_error": MeanAbsoluteError,
     "mae": MeanAbsoluteError,
+    "huber": Huber,
+    "kl_divergence": KLDivergence,
+    "kld": KLDivergence,
+    "poisson": Poisson,
+    "log_cosh": LogCosh,
+    "logcosh": LogCosh,
+    "cosine_similarity": CosineSimilarity,
+    "mean_absolute_percentage_error": MeanAbsolutePercentageError,
+    "mape": MeanAbsolutePercentageError,
+    "mean_squared_logarithmic_error": MeanSquaredLogarithmicError,
+    "msle": MeanSquaredLogarithmicError,
+    "hinge": Hinge,
+    "squared_hinge": SquaredHinge,
+    "categorical_hinge": CategoricalHinge,
 }
 _FN_TO_CLASS = {
     categorical_crossentropy: CategoricalCrossentropy,
@@ -191,6 +355,16 @@ _FN_TO_CLASS = {
     binary_crossentropy: BinaryCrossentropy,
     mean_squared_error: MeanSquaredError,
     mean_absolute_error: MeanAbsoluteError,
+    huber: Huber,
+    kl_divergence: KLDivergence,
+    poisson: Poisson,
+    log_cosh: LogCosh,
+    cosine_similarity: CosineSimilarity,
+    mean_absolute_percentage_error: MeanAbsolutePercentageError,
+    mean_squared_logarithmic_error: MeanSquaredLogarithmicError,
+    hinge: Hinge,
+    squared_hinge: SquaredHinge,
+    categorical_hinge: CategoricalHinge,
 }
 
 

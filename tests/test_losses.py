@@ -356,3 +356,92 @@ def test_softmax_output_without_a_graph_still_gives_the_exact_loss(how):
         p = ops.softmax(Tensor(z))
     got = losses.sparse_categorical_crossentropy([2], p).numpy()
     np.testing.assert_allclose(got, [2000.0], rtol=1e-6)
+
+
+# -- regression, divergence and hinge losses: Keras 3's formulas in NumPy ----------------------
+def _np_losses():
+    eps = EPS
+
+    def huber(t, p, delta=1.0):
+        e = np.abs(p - t)
+        return np.where(e <= delta, 0.5 * e**2, delta * e - 0.5 * delta**2).mean(-1)
+
+    def kld(t, p):
+        t, p = np.clip(t, eps, 1), np.clip(p, eps, 1)
+        return (t * np.log(t / p)).sum(-1)
+
+    def cos(t, p):
+        unit = lambda v: v / np.maximum(np.sqrt((v * v).sum(-1, keepdims=True)), eps)  # noqa: E731
+        return -(unit(t) * unit(p)).sum(-1)
+
+    def hinge_t(t):
+        return 2 * t - 1 if np.all((t == 0) | (t == 1)) else t
+
+    return {
+        "huber": huber,
+        "kl_divergence": kld,
+        "poisson": lambda t, p: (p - t * np.log(p + eps)).mean(-1),
+        "log_cosh": lambda t, p: np.log(np.cosh(p - t)).mean(-1),
+        "cosine_similarity": cos,
+        "mape": lambda t, p: 100 * (np.abs(t - p) / np.maximum(np.abs(t), eps)).mean(-1),
+        "msle": lambda t, p: (
+            (np.log(np.maximum(p, eps) + 1) - np.log(np.maximum(t, eps) + 1)) ** 2
+        ).mean(-1),
+        "hinge": lambda t, p: np.maximum(1 - hinge_t(t) * p, 0).mean(-1),
+        "squared_hinge": lambda t, p: (np.maximum(1 - hinge_t(t) * p, 0) ** 2).mean(-1),
+        "categorical_hinge": lambda t, p: np.maximum(
+            ((1 - t) * p).max(-1) - (t * p).sum(-1) + 1, 0
+        ),
+    }
+
+
+NP_LOSSES = _np_losses()
+
+
+def _pair(name, rng):
+    """Targets and predictions in each loss's domain, away from kinks."""
+    shape = (5, 4)
+    if name in ("kl_divergence", "poisson"):
+        t = rng.dirichlet(np.ones(4), 5)
+        return t, rng.dirichlet(np.ones(4), 5)
+    if name in ("hinge", "squared_hinge"):
+        return rng.integers(0, 2, shape).astype(float), rng.uniform(-2, 2, shape)
+    if name == "categorical_hinge":
+        return onehot(rng.integers(0, 4, 5), 4), rng.uniform(-2, 2, shape)
+    if name == "msle":
+        return rng.uniform(0.1, 3, shape), rng.uniform(0.1, 3, shape)
+    return rng.normal(size=shape), rng.normal(size=shape) * 2
+
+
+@pytest.mark.parametrize("name", sorted(NP_LOSSES))
+def test_more_losses_match_keras_formulas_and_gradients(name, rng, float64):
+    t, p = _pair(name, rng)
+    loss = losses.get(name)
+    got = loss(t, Tensor(p)).item()
+    assert got == pytest.approx(NP_LOSSES[name](t, p).mean(), rel=1e-10)
+    fn = getattr(losses, type(loss).fn.__name__)
+    check_grad(lambda q: fn(t, q), [p])
+    assert losses.get(loss.get_config()["name"]).get_config() == loss.get_config()
+
+
+def test_huber_delta_and_a_one_dimensional_target(rng, float64):
+    t, p = rng.normal(size=6), rng.normal(size=(6, 1)) * 3
+    got = losses.Huber(delta=0.5)(t, Tensor(p)).item()
+    assert got == pytest.approx(NP_LOSSES["huber"](t[:, None], p, 0.5).mean(), rel=1e-10)
+
+
+def test_more_losses_match_torch(rng, float64):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    t, p = rng.dirichlet(np.ones(4), 5), rng.dirichlet(np.ones(4), 5)
+    tt, pt = torch.tensor(t), torch.tensor(p)
+    cases = {
+        "huber": F.huber_loss(pt, tt, reduction="none").mean(-1),
+        "kl_divergence": F.kl_div(pt.log(), tt, reduction="none").sum(-1),
+        "poisson": F.poisson_nll_loss(pt, tt, log_input=False, eps=EPS, reduction="none").mean(-1),
+        "cosine_similarity": -F.cosine_similarity(pt, tt, dim=-1),
+    }
+    for name, want in cases.items():
+        np.testing.assert_allclose(
+            getattr(losses, name)(t, Tensor(p)).data, want.numpy(), rtol=1e-6, err_msg=name
+        )
