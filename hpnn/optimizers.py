@@ -323,7 +323,166 @@ class AdamW(Adam):
         super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, **kwargs)
 
 
-_BY_NAME = {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}
+class Adagrad(Optimizer):
+    """Adagrad as ``keras.optimizers.Adagrad``: ``acc += g**2``,
+    ``w -= lr * g / sqrt(acc + epsilon)``."""
+
+    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.initial_accumulator_value, self.epsilon = initial_accumulator_value, epsilon
+
+    def _build_slots(self, v):
+        acc = _zeros(v)
+        acc += acc.dtype.type(self.initial_accumulator_value)
+        return {"accumulator": acc, "_tmp": _zeros(v)}
+
+    def _update(self, w, g, s, lr):
+        xp, f = get_xp(w), w.dtype.type
+        acc, t = s["accumulator"], s["_tmp"]
+        xp.multiply(g, g, out=t)
+        acc += t
+        xp.add(acc, f(self.epsilon), out=t)
+        xp.sqrt(t, out=t)
+        xp.divide(g, t, out=t)
+        t *= f(lr)
+        w -= t
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "initial_accumulator_value": self.initial_accumulator_value,
+            "epsilon": self.epsilon,
+        }
+
+
+class Adamax(Optimizer):
+    """Adamax as ``keras.optimizers.Adamax``: Adam with the infinity norm,
+    ``u = max(beta_2 * u, |g|)``, ``w -= lr * m / ((1 - beta_1**t) * (u + epsilon))``."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+
+    def _build_slots(self, v):
+        return {"m": _zeros(v), "u": _zeros(v), "_tmp": _zeros(v)}
+
+    def _update(self, w, g, s, lr):
+        xp, f = get_xp(w), w.dtype.type
+        m, u, t = s["m"], s["u"], s["_tmp"]
+        xp.subtract(g, m, out=t)
+        t *= f(1 - self.beta_1)
+        m += t
+        u *= f(self.beta_2)
+        xp.maximum(u, xp.abs(g, out=t), out=u)
+        xp.add(u, f(self.epsilon), out=t)
+        xp.divide(m, t, out=t)
+        t *= f(lr / (1 - self.beta_1**self.iterations))
+        w -= t
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+        }
+
+
+class Nadam(Optimizer):
+    """Nadam as ``keras.optimizers.Nadam``: Adam with Nesterov momentum and Dozat's
+    momentum schedule ``u_t = beta_1 * (1 - 0.5 * 0.96**t)``."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        self._u_product = (0, 1.0)  # (step, product of u_1..u_step)
+
+    def _mu(self, step):
+        return self.beta_1 * (1.0 - 0.5 * 0.96**step)
+
+    def _product(self, step):
+        """``u_1 * ... * u_step``, carried from step to step (recomputed after a jump,
+        such as a restored optimizer)."""
+        done, value = self._u_product
+        if done > step:
+            done, value = 0, 1.0
+        for k in range(done + 1, step + 1):
+            value *= self._mu(k)
+        self._u_product = (step, value)
+        return value
+
+    def _build_slots(self, v):
+        return {"m": _zeros(v), "v": _zeros(v), "_tmp": _zeros(v)}
+
+    def _update(self, w, g, s, lr):
+        xp, f = get_xp(w), w.dtype.type
+        step = self.iterations
+        u_t, u_next = self._mu(step), self._mu(step + 1)
+        prod_t = self._product(step)
+        prod_next = prod_t * u_next
+        m, v, t = s["m"], s["v"], s["_tmp"]
+        xp.subtract(g, m, out=t)
+        t *= f(1 - self.beta_1)
+        m += t
+        xp.multiply(g, g, out=t)
+        t -= v
+        t *= f(1 - self.beta_2)
+        v += t
+        # w -= lr * m_hat / (sqrt(v / (1 - beta_2**t)) + epsilon)
+        xp.multiply(v, f(1 / (1 - self.beta_2**step)), out=t)
+        xp.sqrt(t, out=t)
+        t += f(self.epsilon)
+        m_hat = m * f(u_next / (1 - prod_next)) + g * f((1 - u_t) / (1 - prod_t))
+        xp.divide(m_hat, t, out=t)
+        t *= f(lr)
+        w -= t
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+        }
+
+
+class Adadelta(Optimizer):
+    """Adadelta as ``keras.optimizers.Adadelta`` (epsilon inside both square roots)."""
+
+    def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.rho, self.epsilon = rho, epsilon
+
+    def _build_slots(self, v):
+        return {"accumulated_grad": _zeros(v), "accumulated_delta": _zeros(v), "_tmp": _zeros(v)}
+
+    def _update(self, w, g, s, lr):
+        xp, f = get_xp(w), w.dtype.type
+        rho, eps = f(self.rho), f(self.epsilon)
+        ag, ad, t = s["accumulated_grad"], s["accumulated_delta"], s["_tmp"]
+        ag *= rho
+        ag += (1 - rho) * g * g
+        # delta = -sqrt(ad + eps) * g / sqrt(ag + eps)
+        delta = xp.sqrt(ad + eps) * g / xp.sqrt(ag + eps)
+        ad *= rho
+        ad += (1 - rho) * delta * delta
+        xp.multiply(delta, f(lr), out=t)
+        w -= t
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
+
+
+_BY_NAME = {
+    "sgd": SGD,
+    "rmsprop": RMSprop,
+    "adam": Adam,
+    "adamw": AdamW,
+    "adagrad": Adagrad,
+    "adamax": Adamax,
+    "nadam": Nadam,
+    "adadelta": Adadelta,
+}
 
 
 def get(identifier) -> Optimizer:

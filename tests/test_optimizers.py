@@ -89,7 +89,74 @@ def ref_adam(lr=0.001, b1=0.9, b2=0.999, eps=1e-7, amsgrad=False, wd=None, steps
     return out
 
 
+def ref_adagrad(lr=0.001, init=0.1, eps=1e-7, steps=STEPS):
+    w, acc, out = W0.copy(), np.full_like(W0, init), []
+    for _ in range(steps):
+        g = grad(w)
+        acc = acc + g * g
+        w = w - lr * g / np.sqrt(acc + eps)
+        out.append(w)
+    return out
+
+
+def ref_adamax(lr=0.001, b1=0.9, b2=0.999, eps=1e-7, steps=STEPS):
+    w, m, u, out = W0.copy(), np.zeros_like(W0), np.zeros_like(W0), []
+    for t in range(1, steps + 1):
+        g = grad(w)
+        m = m + (g - m) * (1 - b1)
+        u = np.maximum(b2 * u, np.abs(g))
+        w = w - lr * m / ((1 - b1**t) * (u + eps))
+        out.append(w)
+    return out
+
+
+def ref_nadam(lr=0.001, b1=0.9, b2=0.999, eps=1e-7, steps=STEPS):
+    w, m, v, prod, out = W0.copy(), np.zeros_like(W0), np.zeros_like(W0), 1.0, []
+    for t in range(1, steps + 1):
+        g = grad(w)
+        u_t, u_next = b1 * (1 - 0.5 * 0.96**t), b1 * (1 - 0.5 * 0.96 ** (t + 1))
+        prod = prod * u_t
+        m = m + (g - m) * (1 - b1)
+        v = v + (g * g - v) * (1 - b2)
+        m_hat = u_next * m / (1 - prod * u_next) + (1 - u_t) * g / (1 - prod)
+        w = w - lr * m_hat / (np.sqrt(v / (1 - b2**t)) + eps)
+        out.append(w)
+    return out
+
+
+def ref_adadelta(lr=0.001, rho=0.95, eps=1e-7, steps=STEPS):
+    w, ag, ad, out = W0.copy(), np.zeros_like(W0), np.zeros_like(W0), []
+    for _ in range(steps):
+        g = grad(w)
+        ag = rho * ag + (1 - rho) * g * g
+        delta = -np.sqrt(ad + eps) * g / np.sqrt(ag + eps)
+        ad = rho * ad + (1 - rho) * delta * delta
+        w = w + lr * delta
+        out.append(w)
+    return out
+
+
 CASES = {
+    "adagrad": (lambda: optimizers.Adagrad(0.1), lambda: ref_adagrad(0.1)),
+    "adagrad_init": (
+        lambda: optimizers.Adagrad(0.1, initial_accumulator_value=1.0, epsilon=1e-3),
+        lambda: ref_adagrad(0.1, init=1.0, eps=1e-3),
+    ),
+    "adamax": (lambda: optimizers.Adamax(0.05), lambda: ref_adamax(0.05)),
+    "adamax_betas": (
+        lambda: optimizers.Adamax(0.05, beta_1=0.5, beta_2=0.9, epsilon=1e-2),
+        lambda: ref_adamax(0.05, b1=0.5, b2=0.9, eps=1e-2),
+    ),
+    "nadam": (lambda: optimizers.Nadam(0.05), lambda: ref_nadam(0.05)),
+    "nadam_betas": (
+        lambda: optimizers.Nadam(0.05, beta_1=0.5, beta_2=0.9, epsilon=1e-2),
+        lambda: ref_nadam(0.05, b1=0.5, b2=0.9, eps=1e-2),
+    ),
+    "adadelta": (lambda: optimizers.Adadelta(1.0), lambda: ref_adadelta(1.0)),
+    "adadelta_rho": (
+        lambda: optimizers.Adadelta(1.0, rho=0.5, epsilon=1e-4),
+        lambda: ref_adadelta(1.0, rho=0.5, eps=1e-4),
+    ),
     "sgd": (lambda: optimizers.SGD(0.05), lambda: ref_sgd(0.05)),
     "sgd_momentum": (
         lambda: optimizers.SGD(0.05, momentum=0.9),
@@ -339,6 +406,10 @@ def test_state_and_weights_stay_float32_with_float64_gradients(make):
         ("rmsprop", optimizers.RMSprop),
         ("adamw", optimizers.AdamW),
         ("Adam", optimizers.Adam),
+        ("adagrad", optimizers.Adagrad),
+        ("adamax", optimizers.Adamax),
+        ("nadam", optimizers.Nadam),
+        ("adadelta", optimizers.Adadelta),
     ],
 )
 def test_string_names_in_compile(name, cls):
@@ -380,3 +451,17 @@ def test_variables_are_c_contiguous_whatever_order_they_come_in():
     model.add(layers.GRU(2))
     model.add(layers.Dense(2))
     assert model.weights and all(w.data.flags.c_contiguous for w in model.weights)
+
+
+def test_nadam_resumes_its_momentum_schedule_after_a_restore():
+    # the product of the momentum schedule is carried step to step; an optimizer whose
+    # state was restored (iterations set) recomputes it and continues exactly
+    whole, _ = run_hpnn(optimizers.Nadam(0.05), steps=6)
+    first = optimizers.Nadam(0.05)
+    v, _ = run_hpnn(first, steps=3)
+    second = optimizers.Nadam(0.05)
+    second.build([v])
+    second.set_state(first.iterations, [a.copy() for a in first.variables()])
+    for _ in range(3):
+        second.apply([grad(v.numpy().astype(np.float64)).astype(np.float32)], [v])
+    np.testing.assert_allclose(v.numpy(), whole.numpy(), rtol=1e-6)
