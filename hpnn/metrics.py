@@ -126,7 +126,85 @@ class TopKCategoricalAccuracy(Metric):
         return (top == np.argmax(y_true, axis=-1)[..., None]).any(axis=-1)
 
 
+class _Confusion(Metric):
+    """Precision and recall: ``total`` counts true positives and ``count`` the
+    predicted (precision) or actual (recall) positives, each sample's decisions
+    weighted by its sample weight, so the running sums add up over batches, threads
+    and MPI ranks like every other metric's.
+
+    A prediction is positive above ``thresholds`` (default 0.5), or, with ``top_k``,
+    among the ``k`` largest of its row; ``class_id`` looks at one column only.
+    """
+
+    def __init__(self, thresholds=None, top_k=None, class_id=None, name=None, dtype=None):
+        if thresholds is not None and not isinstance(thresholds, (int, float)):
+            raise NotImplementedError(
+                f"{type(self).__name__}: one threshold is supported (a float). "
+                f"Received: thresholds={thresholds!r}"
+            )
+        if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+            raise ValueError(f"{type(self).__name__}: top_k must be an int >= 1. Received: {top_k}")
+        self.threshold = 0.5 if thresholds is None else float(thresholds)
+        self.thresholds, self.top_k, self.class_id = thresholds, top_k, class_id
+        super().__init__(name or type(self).__name__.lower())
+
+    def _decisions(self, y_true, y_pred):
+        """Boolean ``(predicted positive, actually positive)`` arrays, shaped alike."""
+        y_pred = np.asarray(y_pred, np.float64)
+        y_true = np.asarray(y_true)
+        if y_true.ndim == y_pred.ndim - 1:
+            y_true = y_true[..., None]
+        y_true = np.broadcast_to(y_true, y_pred.shape) != 0  # as Keras: cast to bool
+        if self.top_k is not None:
+            k = min(self.top_k, y_pred.shape[-1])
+            kth = -np.partition(-y_pred, k - 1, axis=-1)[..., k - 1 : k]
+            pred = y_pred >= kth
+            if self.thresholds is not None:
+                pred &= y_pred > self.threshold
+        else:
+            pred = y_pred > self.threshold
+        if self.class_id is not None:
+            pred, y_true = pred[..., self.class_id], y_true[..., self.class_id]
+        return pred, y_true
+
+    def update_state(self, y_true, y_pred, sample_weight=None) -> None:
+        pred, true = self._decisions(to_numpy(y_true), to_numpy(y_pred))
+        w = 1.0
+        if sample_weight is not None:
+            w = np.asarray(to_numpy(sample_weight), np.float64)
+            w = np.broadcast_to(w.reshape(w.shape + (1,) * (pred.ndim - w.ndim)), pred.shape)
+        hits = self._counted(pred, true)
+        self.total += float(np.sum((pred & true) * w))
+        self.count += float(np.sum(hits * w))
+
+    def get_config(self) -> dict:
+        return {
+            "thresholds": self.thresholds,
+            "top_k": self.top_k,
+            "class_id": self.class_id,
+            "name": self.name,
+        }
+
+
+class Precision(_Confusion):
+    """Of the predicted positives, the share that are positive (``keras.metrics.Precision``)."""
+
+    @staticmethod
+    def _counted(pred, true):
+        return pred
+
+
+class Recall(_Confusion):
+    """Of the actual positives, the share predicted positive (``keras.metrics.Recall``)."""
+
+    @staticmethod
+    def _counted(pred, true):
+        return true
+
+
 _BY_NAME = {
+    "precision": Precision,
+    "recall": Recall,
     "categorical_accuracy": CategoricalAccuracy,
     "sparse_categorical_accuracy": SparseCategoricalAccuracy,
     "binary_accuracy": BinaryAccuracy,

@@ -159,3 +159,57 @@ def test_function_metric_and_unknown_name():
     assert m(np.zeros(3), np.zeros(3)) == pytest.approx(0.5)
     with pytest.raises(ValueError, match=r"Unknown metric.*Received: metric='acuracy'"):
         metrics.get("acuracy")
+
+
+# -- precision and recall ----------------------------------------------------------------------
+def _binary_case(seed=0, n=40):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 2, n), rng.random((n, 1)), rng.uniform(0.1, 3.0, n)
+
+
+@pytest.mark.parametrize(
+    ("cls", "sk_name"), [(metrics.Precision, "precision_score"), (metrics.Recall, "recall_score")]
+)
+def test_precision_and_recall_match_scikit_learn_over_batches(cls, sk_name):
+    sk = pytest.importorskip("sklearn.metrics")
+    y, p, w = _binary_case()
+    m = cls()
+    for s in range(0, len(y), 7):  # running sums over uneven batches
+        m.update_state(y[s : s + 7], p[s : s + 7], sample_weight=w[s : s + 7])
+    want = getattr(sk, sk_name)(y, p[:, 0] > 0.5, sample_weight=w)
+    assert m.result() == pytest.approx(want, rel=1e-12)
+    unweighted = cls(thresholds=0.3)(y, p)
+    assert unweighted == pytest.approx(getattr(sk, sk_name)(y, p[:, 0] > 0.3), rel=1e-12)
+
+
+def test_precision_and_recall_of_one_class_and_top_k():
+    y = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0]])
+    p = np.array([[0.7, 0.2, 0.1], [0.6, 0.3, 0.1], [0.1, 0.2, 0.7], [0.2, 0.5, 0.3]])
+    # class 0: predicted positive (> 0.5) in rows 0 and 1; actually positive in rows 0 and 3
+    assert metrics.Precision(class_id=0)(y, p) == pytest.approx(1 / 2)
+    assert metrics.Recall(class_id=0)(y, p) == pytest.approx(1 / 2)
+    # top 1 of each row is positive: rows 0 and 2 right, 1 and 3 wrong
+    assert metrics.Precision(top_k=1)(y, p) == pytest.approx(2 / 4)
+    # top 2: 8 predicted positives, 3 of them right; all 4 actual positives but row 1's found
+    assert metrics.Precision(top_k=2)(y, p) == pytest.approx(3 / 8)
+    assert metrics.Recall(top_k=2)(y, p) == pytest.approx(3 / 4)
+    assert metrics.Precision()(np.zeros(3), np.zeros((3, 1))) == 0.0  # nothing predicted
+
+
+def test_precision_and_recall_in_fit_by_name_and_object():
+    hpnn.utils.set_random_seed(0)
+    model = hpnn.Sequential([hpnn.Input((4,)), layers.Dense(1, activation="sigmoid")])
+    model.compile(
+        optimizer="adam",
+        loss="binary_crossentropy",
+        metrics=["precision", metrics.Recall(name="rec")],
+    )
+    y, _, _ = _binary_case(n=32)
+    x = np.random.default_rng(1).standard_normal((32, 4)).astype(np.float32)
+    logs = model.evaluate(x, y, return_dict=True, verbose=0)
+    p = model.predict(x, verbose=0)
+    tp = ((p[:, 0] > 0.5) & (y == 1)).sum()
+    assert logs["precision"] == pytest.approx(tp / max((p[:, 0] > 0.5).sum(), 1))
+    assert logs["rec"] == pytest.approx(tp / (y == 1).sum())
+    history = model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    assert {"precision", "rec"} <= history.history.keys()
