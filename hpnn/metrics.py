@@ -38,6 +38,14 @@ class Metric:
     def result(self) -> float:
         return self.total / self.count if self.count else 0.0
 
+    def state_vector(self) -> np.ndarray:
+        """The running sums as one float64 vector: what data-parallel training adds up
+        over the ranks (a running total and a count, for most metrics)."""
+        return np.array([self.total, self.count], np.float64)
+
+    def set_state_vector(self, vector) -> None:
+        self.total, self.count = float(vector[0]), float(vector[1])
+
     def __call__(self, y_true, y_pred, sample_weight=None) -> float:
         self.reset_state()
         self.update_state(y_true, y_pred, sample_weight)
@@ -202,7 +210,133 @@ class Recall(_Confusion):
         return true
 
 
+def _ratio(a, b):
+    """``a / b``, 0 where ``b`` is 0 (Keras' divide_no_nan)."""
+    out = np.zeros(np.broadcast(a, b).shape)
+    np.divide(a, b, out=out, where=b != 0)
+    return out
+
+
+class AUC(Metric):
+    """Area under the ROC or precision-recall curve, as ``keras.metrics.AUC``.
+
+    Predictions in [0, 1] (or logits with ``from_logits=True``) are compared with
+    ``num_thresholds`` evenly spaced thresholds; the weighted confusion counts at each
+    are running sums over batches (and MPI ranks), and the area is Keras' Riemann sum
+    (``summation_method`` 'interpolation', 'minoring' or 'majoring'; for the PR curve
+    'interpolation' is Davis & Goadrich's). All outputs count as one label.
+    """
+
+    def __init__(
+        self,
+        num_thresholds=200,
+        curve="ROC",
+        summation_method="interpolation",
+        name=None,
+        dtype=None,
+        thresholds=None,
+        multi_label=False,
+        num_labels=None,
+        label_weights=None,
+        from_logits=False,
+    ):
+        if multi_label or label_weights is not None or thresholds is not None:
+            raise NotImplementedError(
+                "AUC: multi_label, label_weights and explicit thresholds are not supported yet."
+            )
+        if not isinstance(num_thresholds, int) or num_thresholds <= 1:
+            raise ValueError(
+                f"AUC: num_thresholds must be an int > 1. Received: {num_thresholds!r}"
+            )
+        curve, summation = str(curve).upper(), str(summation_method).lower()
+        if curve not in ("ROC", "PR") or summation not in (
+            "interpolation",
+            "minoring",
+            "majoring",
+        ):
+            raise ValueError(
+                "AUC: curve must be 'ROC' or 'PR' and summation_method 'interpolation', "
+                f"'minoring' or 'majoring'. Received: curve={curve!r}, "
+                f"summation_method={summation!r}"
+            )
+        self.num_thresholds, self.curve, self.summation_method = num_thresholds, curve, summation
+        self.from_logits = from_logits
+        inner = [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
+        self.thresholds = np.array([-1e-7, *inner, 1 + 1e-7])
+        super().__init__(name or "auc")
+
+    def reset_state(self) -> None:
+        self.counts = np.zeros((4, getattr(self, "num_thresholds", 0)))  # tp, fp, tn, fn
+
+    def update_state(self, y_true, y_pred, sample_weight=None) -> None:
+        p = np.asarray(to_numpy(y_pred), np.float64)
+        y = np.asarray(to_numpy(y_true))
+        if y.ndim == p.ndim - 1:
+            y = y[..., None]
+        y = np.broadcast_to(y, p.shape) != 0
+        if self.from_logits:
+            p = 0.5 * (1 + np.tanh(0.5 * p))
+        w = np.ones(p.shape)
+        if sample_weight is not None:
+            sw = np.asarray(to_numpy(sample_weight), np.float64)
+            w = np.broadcast_to(sw.reshape(sw.shape + (1,) * (p.ndim - sw.ndim)), p.shape)
+        p, y, w = p.ravel(), y.ravel(), w.ravel()
+        order = np.argsort(p, kind="stable")
+        pos = np.concatenate([[0.0], np.cumsum((w * y)[order])])
+        neg = np.concatenate([[0.0], np.cumsum((w * ~y)[order])])
+        below = np.searchsorted(p[order], self.thresholds, side="right")  # p <= threshold
+        self.counts += np.stack(
+            [pos[-1] - pos[below], neg[-1] - neg[below], neg[below], pos[below]]
+        )
+
+    def result(self) -> float:
+        tp, fp, tn, fn = self.counts
+        if self.curve == "PR" and self.summation_method == "interpolation":
+            return float(self._interpolate_pr(tp, fp, fn))
+        recall = _ratio(tp, tp + fn)
+        if self.curve == "ROC":
+            x, y = _ratio(fp, fp + tn), recall
+        else:
+            x, y = recall, _ratio(tp, tp + fp)
+        if self.summation_method == "interpolation":
+            heights = (y[:-1] + y[1:]) / 2
+        elif self.summation_method == "minoring":
+            heights = np.minimum(y[:-1], y[1:])
+        else:
+            heights = np.maximum(y[:-1], y[1:])
+        return float(np.sum((x[:-1] - x[1:]) * heights))
+
+    @staticmethod
+    def _interpolate_pr(tp, fp, fn):
+        dtp = tp[:-1] - tp[1:]
+        p = tp + fp
+        dp = p[:-1] - p[1:]
+        slope = _ratio(dtp, np.maximum(dp, 0))
+        intercept = tp[1:] - slope * p[1:]
+        both = (p[:-1] > 0) & (p[1:] > 0)
+        ratio = np.where(both, _ratio(p[:-1], np.maximum(p[1:], 0)), 1.0)
+        return np.sum(
+            _ratio(slope * (dtp + intercept * np.log(ratio)), np.maximum(tp[1:] + fn[1:], 0))
+        )
+
+    def state_vector(self) -> np.ndarray:
+        return self.counts.ravel().copy()
+
+    def set_state_vector(self, vector) -> None:
+        self.counts = np.asarray(vector, np.float64).reshape(4, self.num_thresholds).copy()
+
+    def get_config(self) -> dict:
+        return {
+            "num_thresholds": self.num_thresholds,
+            "curve": self.curve,
+            "summation_method": self.summation_method,
+            "name": self.name,
+            "from_logits": self.from_logits,
+        }
+
+
 _BY_NAME = {
+    "auc": AUC,
     "precision": Precision,
     "recall": Recall,
     "categorical_accuracy": CategoricalAccuracy,

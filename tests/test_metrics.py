@@ -213,3 +213,87 @@ def test_precision_and_recall_in_fit_by_name_and_object():
     assert logs["rec"] == pytest.approx(tp / (y == 1).sum())
     history = model.fit(x, y, epochs=1, batch_size=8, verbose=0)
     assert {"precision", "rec"} <= history.history.keys()
+
+
+# -- AUC ---------------------------------------------------------------------------------------
+def keras_auc(y, p, w=None, num_thresholds=200, curve="ROC", summation="interpolation"):
+    """Keras 3's AUC written out threshold by threshold (confusion counts, then the sum)."""
+    w = np.ones(len(y)) if w is None else w
+    inner = [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
+    ts = [-1e-7, *inner, 1 + 1e-7]
+    tp = np.array([np.sum(w * ((p > t) & (y == 1))) for t in ts])
+    fp = np.array([np.sum(w * ((p > t) & (y == 0))) for t in ts])
+    tn = np.array([np.sum(w * ((p <= t) & (y == 0))) for t in ts])
+    fn = np.array([np.sum(w * ((p <= t) & (y == 1))) for t in ts])
+
+    def div(a, b):
+        return np.where(b != 0, a / np.where(b != 0, b, 1), 0.0)
+
+    if curve == "PR" and summation == "interpolation":
+        dtp, pp = tp[:-1] - tp[1:], tp + fp
+        dp = pp[:-1] - pp[1:]
+        slope = div(dtp, np.maximum(dp, 0))
+        intercept = tp[1:] - slope * pp[1:]
+        ok = (pp[:-1] > 0) & (pp[1:] > 0)
+        ratio = np.where(ok, div(pp[:-1], np.maximum(pp[1:], 0)), 1.0)
+        return np.sum(div(slope * (dtp + intercept * np.log(ratio)), tp[1:] + fn[1:]))
+    recall = div(tp, tp + fn)
+    x, yy = (div(fp, fp + tn), recall) if curve == "ROC" else (recall, div(tp, tp + fp))
+    heights = {
+        "interpolation": (yy[:-1] + yy[1:]) / 2,
+        "minoring": np.minimum(yy[:-1], yy[1:]),
+        "majoring": np.maximum(yy[:-1], yy[1:]),
+    }[summation]
+    return np.sum((x[:-1] - x[1:]) * heights)
+
+
+@pytest.mark.parametrize(
+    ("curve", "summation"),
+    [("ROC", "interpolation"), ("ROC", "minoring"), ("ROC", "majoring"), ("PR", "interpolation"),
+     ("PR", "majoring")],
+)  # fmt: skip
+def test_auc_follows_keras_over_batches(curve, summation):
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 300)
+    p = np.clip(0.35 * y + rng.random(300) * 0.65, 0, 1)
+    w = rng.uniform(0.5, 2.0, 300)
+    m = metrics.AUC(num_thresholds=50, curve=curve, summation_method=summation)
+    for s in range(0, 300, 64):
+        m.update_state(y[s : s + 64], p[s : s + 64, None], sample_weight=w[s : s + 64])
+    want = keras_auc(y, p, w, 50, curve, summation)
+    assert m.result() == pytest.approx(want, rel=1e-12)
+
+
+def test_auc_is_close_to_the_exact_area_and_adds_up_over_parts():
+    sk = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 500)
+    p = np.clip(0.3 * y + rng.random(500) * 0.7, 0, 1)
+    whole = metrics.AUC()
+    whole.update_state(y, p)
+    assert whole.result() == pytest.approx(sk.roc_auc_score(y, p), abs=5e-3)
+    # what MPI ranks do: each counts its part, the counts are added
+    a, b = metrics.AUC(), metrics.AUC()
+    a.update_state(y[:217], p[:217])
+    b.update_state(y[217:], p[217:])
+    merged = metrics.AUC()
+    merged.set_state_vector(a.state_vector() + b.state_vector())
+    assert merged.result() == whole.result()
+    logits = np.log(p.clip(1e-6, 1 - 1e-6) / (1 - p.clip(1e-6, 1 - 1e-6)))
+    assert metrics.AUC(from_logits=True)(y, logits) == pytest.approx(whole.result(), abs=1e-9)
+
+
+def test_auc_in_compile_and_bad_arguments():
+    hpnn.utils.set_random_seed(0)
+    model = hpnn.Sequential([hpnn.Input((4,)), layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["auc"])
+    x = np.random.default_rng(1).standard_normal((32, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(int)
+    logs = model.evaluate(x, y, return_dict=True, verbose=0)
+    assert logs["auc"] == pytest.approx(keras_auc(y, model.predict(x, verbose=0)[:, 0]))
+    with pytest.raises(ValueError, match="num_thresholds must be an int > 1"):
+        metrics.AUC(num_thresholds=1)
+    with pytest.raises(ValueError, match="curve must be 'ROC' or 'PR'"):
+        metrics.AUC(curve="DET")
+    with pytest.raises(NotImplementedError, match="multi_label"):
+        metrics.AUC(multi_label=True)

@@ -55,7 +55,7 @@ def train_step(model, comm, xb, yb, n_global: int, wb=None) -> float:
     variables = model.trainable_weights
     n_local = len(xb)
     scale = n_local / n_global
-    metric_before = [(m.total, m.count) for m in model.metrics]
+    metric_before = [m.state_vector() for m in model.metrics]
     loss_value = 0.0
     for v in variables:
         v.grad = None
@@ -79,10 +79,15 @@ def train_step(model, comm, xb, yb, n_global: int, wb=None) -> float:
     if loss is not None:
         loss.backward()
     sizes = [v.size for v in variables]
-    extras = [loss_value] + [
-        x
-        for m, (t0, c0) in zip(model.metrics, metric_before, strict=True)
-        for x in (m.total - t0, m.count - c0)
+    # each metric's running sums (a total and a count, or AUC's confusion counts) grew
+    # by this rank's batch: those increments are summed over the ranks
+    extras = [
+        loss_value,
+        *(
+            x
+            for m, b in zip(model.metrics, metric_before, strict=True)
+            for x in m.state_vector() - b
+        ),
     ]
     buf = _flat_buffer(model, sum(sizes), np.float64 if _any64(variables) else np.float32)
     offset = 0
@@ -105,8 +110,10 @@ def train_step(model, comm, xb, yb, n_global: int, wb=None) -> float:
         model.optimizer.apply(grads, variables)
     for v in variables:
         v.grad = None
-    for i, (m, (t0, c0)) in enumerate(zip(model.metrics, metric_before, strict=True)):
-        m.total, m.count = t0 + float(tail[1 + 2 * i]), c0 + float(tail[2 + 2 * i])
+    offset = 1
+    for m, before in zip(model.metrics, metric_before, strict=True):
+        m.set_state_vector(before + tail[offset : offset + len(before)])
+        offset += len(before)
     return float(tail[0]) / n_global
 
 
@@ -142,8 +149,11 @@ def evaluate(model, comm, x, y, batch_size: int, cb=None, w=None) -> dict:
         total += model.test_step(xb, yb, *wb) * len(xb)
         if cb is not None:
             cb.on_test_batch_end(step, {"loss": total / (start + len(xb))})
-    buf = np.array([total, *[v for m in model.metrics for v in (m.total, m.count)]], np.float64)
+    buf = np.array([total, *[v for m in model.metrics for v in m.state_vector()]], np.float64)
     comm.allreduce_(buf)
-    for i, m in enumerate(model.metrics):
-        m.total, m.count = float(buf[1 + 2 * i]), float(buf[2 + 2 * i])
+    offset = 1
+    for m in model.metrics:
+        n = len(m.state_vector())
+        m.set_state_vector(buf[offset : offset + n])
+        offset += n
     return {"loss": float(buf[0]) / max(len(x), 1), **{m.name: m.result() for m in model.metrics}}
