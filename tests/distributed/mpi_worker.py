@@ -17,7 +17,7 @@ def data(n, seed):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, 8, 8, 1)).astype("float32")
     y = (x[:, :4].sum(axis=(1, 2, 3)) > 0).astype("int64") + (x[:, :, :4].mean((1, 2, 3)) > 0)
-    return x, y
+    return x, hpnn.utils.to_categorical(y, 3)  # one-hot: precision, recall and AUC read it
 
 
 def build():
@@ -39,8 +39,14 @@ def build():
     )
     model.compile(
         optimizer=hpnn.optimizers.Adam(0.01),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        loss="categorical_crossentropy",
+        # running sums of every kind, added up over the ranks
+        metrics=[
+            "accuracy",
+            hpnn.metrics.Precision(class_id=1, name="precision_1"),
+            hpnn.metrics.Recall(top_k=2, name="recall_top2"),
+            hpnn.metrics.AUC(num_thresholds=50),
+        ],
     )
     return model
 
