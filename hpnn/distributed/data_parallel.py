@@ -52,6 +52,8 @@ def broadcast_state(model, comm) -> None:
 def train_step(model, comm, xb, yb, n_global: int, wb=None) -> float:
     """One synchronous step on this rank's shard (``wb``: its sample weights, or None);
     returns the global batch mean loss."""
+    from hpnn.models.model import outputs_data  # (the models package imports this one)
+
     variables = model.trainable_weights
     n_local = len(xb)
     scale = n_local / n_global
@@ -63,11 +65,11 @@ def train_step(model, comm, xb, yb, n_global: int, wb=None) -> float:
         with collect_activity_penalties() as activity:
             y_pred = model(model._to_input(xb), training=True)
         # activity penalties are batch means, like the data loss: scaled the same way
-        data_loss = functools.reduce(operator.add, activity, model.loss(yb, y_pred, wb))
+        data_loss = functools.reduce(operator.add, activity, model._data_loss(yb, y_pred, wb))
         loss = data_loss * scale
         loss_value = float(data_loss.item()) * n_local
         for m in model.metrics:
-            m.update_state(yb, y_pred.data, wb)
+            m.update_state(yb, outputs_data(y_pred), wb)
     else:
         loss = None
     penalties = model._weight_penalties()

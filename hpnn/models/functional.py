@@ -155,31 +155,73 @@ class Functional(Model):
         outs = [values[id(t)] for t in self._outputs]
         return outs if self._multi_out else outs[0]
 
+    def _output_names(self):
+        return [t._layer.name for t in self._outputs] if self._multi_out else None
+
     def _prepare(self, x, y, what, targets_needed=True):
-        if self._multi_out:
-            raise NotImplementedError(
-                f"Model '{self.name}': fit, evaluate and predict with several outputs are not "
-                "supported yet; call the model on its inputs to get them all."
-            )
-        if not self._multi_in:
-            return super()._prepare(x, y, what, targets_needed)
-        names = [t._layer.name for t in self._inputs]
-        if isinstance(x, adapter.InputList):  # already split off (validation_split)
-            x = x.arrays
-        if isinstance(x, dict):
-            missing = [n for n in names if n not in x]
+        """Check the data: one array per input and per output (a list, or a dict by
+        Input or output layer name, where there are several)."""
+        if self._multi_in:
+            xs = self._input_arrays(x, what)
+        else:
+            xs, _ = super()._prepare(x, None, what, targets_needed=False)
+        if y is None:
+            if targets_needed:
+                raise ValueError(f"{what}y is required. Received: y=None")
+            return xs, None
+        if not self._multi_out:
+            y = adapter.to_array(y, f"{what}y")
+            adapter.check_finite(y, f"{what}y")
+            self._check_count(xs, y, what)
+            adapter.check_targets(y, self.loss.name, self.output_shape, f"{what}y")
+            return xs, y
+        names = self._output_names()
+        arrays = self._named_arrays(y, names, f"{what}y", "output")
+        ys = []
+        for i, (a, name) in enumerate(zip(arrays, names, strict=True)):
+            label = f"{what}y[{i}] ('{name}')"
+            a = adapter.to_array(a, label)
+            adapter.check_finite(a, label)
+            self._check_count(xs, a, what)
+            adapter.check_targets(a, self.loss.losses[i].name, self.output_shape[i], label)
+            ys.append(a)
+        self._target_shapes = [a.shape for a in ys]
+        return xs, adapter.InputList(ys)
+
+    def _named_arrays(self, value, names, label, kind):
+        """``value`` as a list in ``names`` order: from a list, a dict, or an InputList."""
+        if isinstance(value, adapter.InputList):  # already split off (validation_split)
+            value = value.arrays
+        if isinstance(value, dict):
+            missing = [n for n in names if n not in value]
             if missing:
                 raise ValueError(
-                    f"Model '{self.name}': {what}x as a dict needs the keys {names}. "
-                    f"Received: keys {sorted(x)}"
+                    f"Model '{self.name}': {label} as a dict needs the keys {names}. "
+                    f"Received: keys {sorted(value)}"
                 )
-            x = [x[n] for n in names]
-        if not isinstance(x, (list, tuple)) or len(x) != len(names):
-            got = f"a list of {len(x)}" if isinstance(x, (list, tuple)) else type(x).__name__
-            raise ValueError(
-                f"Model '{self.name}': {what}x must be a list of {len(names)} arrays, one per "
-                f"input {names}. Received: {got}"
+            value = [value[n] for n in names]
+        if not isinstance(value, (list, tuple)) or len(value) != len(names):
+            got = (
+                f"a list of {len(value)}"
+                if isinstance(value, (list, tuple))
+                else type(value).__name__
             )
+            raise ValueError(
+                f"Model '{self.name}': {label} must be a list of {len(names)} arrays, one per "
+                f"{kind} {names}. Received: {got}"
+            )
+        return list(value)
+
+    def _check_count(self, xs, y, what):
+        if len(y) != len(xs):
+            raise ValueError(
+                f"{what}x and {what}y must have the same number of samples. Received: "
+                f"{len(xs)} and {len(y)}"
+            )
+
+    def _input_arrays(self, x, what):
+        names = [t._layer.name for t in self._inputs]
+        x = self._named_arrays(x, names, f"{what}x", "input")
         arrays = []
         for i, (a, t) in enumerate(zip(x, self._inputs, strict=True)):
             label = f"{what}x[{i}]"
@@ -199,20 +241,7 @@ class Functional(Model):
                     f"samples. Received: {[len(b) for b in (*arrays, a)]}"
                 )
             arrays.append(a)
-        xs = adapter.InputList(arrays)
-        if y is None:
-            if targets_needed:
-                raise ValueError(f"{what}y is required. Received: y=None")
-            return xs, None
-        y = adapter.to_array(y, f"{what}y")
-        adapter.check_finite(y, f"{what}y")
-        if len(y) != len(xs):
-            raise ValueError(
-                f"{what}x and {what}y must have the same number of samples. Received: "
-                f"{len(xs)} and {len(y)}"
-            )
-        adapter.check_targets(y, self.loss.name, self.output_shape, f"{what}y")
-        return xs, y
+        return adapter.InputList(arrays)
 
     def _to_inputs(self, xb):
         """One tensor per input: floats cast to floatx unless the Input declares an

@@ -19,7 +19,7 @@ from hpnn.data import adapter, pydataset
 from hpnn.distributed import data_parallel, get_comm
 from hpnn.engine.tensor import Tensor, gradients, no_grad
 from hpnn.layers.base import Layer, activity_losses, collect_activity_penalties
-from hpnn.models import batch_split
+from hpnn.models import batch_split, multi_output
 from hpnn.random import make_rng
 from hpnn.training.callbacks import CallbackList, History, ProgbarLogger
 
@@ -39,6 +39,20 @@ def _abort_on_error(comm):
         time.sleep(0.5)  # let the launcher forward the traceback before the job is killed
         comm.abort(1)
         raise
+
+
+def outputs_data(y_pred):
+    """The arrays of a model's output tensor, or of each of its outputs."""
+    if isinstance(y_pred, (list, tuple)):
+        return [t.data for t in y_pred]
+    return y_pred.data
+
+
+def _joined(batches):
+    """The batches' outputs joined on the host: one array, or a list per output."""
+    if isinstance(batches[0], list):
+        return [np.concatenate([to_numpy(b[i]) for b in batches]) for i in range(len(batches[0]))]
+    return np.concatenate([to_numpy(b) for b in batches], axis=0)
 
 
 class Model(Layer):
@@ -155,14 +169,58 @@ class Model(Layer):
         if loss is None:
             raise ValueError("compile(): loss is required, e.g. loss='categorical_crossentropy'.")
         self.optimizer = optimizers_mod.get(optimizer)
-        self.loss = losses_mod.get(loss)
-        if metrics is not None and not isinstance(metrics, (list, tuple)):
-            metrics = [metrics]
-        self._metric_specs = list(metrics or [])
-        for m in self._metric_specs:  # fail now on an unknown name, not at fit time
-            metrics_mod.get(m, self.loss.name)
+        names = self._output_names()
+        self._loss_scale = 1.0
+        if names:  # several outputs: one loss (and list of metrics) per output
+            if isinstance(loss, multi_output.MultiOutputLoss):
+                self.loss = loss
+            else:
+                per = multi_output.per_output(loss, names, "loss")
+                if any(entry is None for entry in per):
+                    raise ValueError(
+                        f"compile(): every output needs a loss. Outputs: {names}; "
+                        f"Received: loss={loss!r}"
+                    )
+                weights = None
+                if loss_weights is not None:
+                    weights = multi_output.per_output(loss_weights, names, "loss_weights", 1.0)
+                self.loss = multi_output.MultiOutputLoss(per, weights, names)
+            self._metric_specs = multi_output.metric_specs(metrics, names)
+            for i, entries in enumerate(self._metric_specs):  # unknown names fail now
+                for m in entries:
+                    metrics_mod.get(m, self.loss.losses[i].name)
+        else:
+            self.loss = losses_mod.get(loss)
+            if loss_weights is not None:  # a float, or a list or dict of one
+                values = (
+                    list(loss_weights.values())
+                    if isinstance(loss_weights, dict)
+                    else list(loss_weights)
+                    if isinstance(loss_weights, (list, tuple))
+                    else [loss_weights]
+                )
+                if len(values) != 1:
+                    raise ValueError(
+                        "compile(): a model with one output takes one loss weight. "
+                        f"Received: loss_weights={loss_weights!r}"
+                    )
+                self._loss_scale = float(values[0])
+            if metrics is not None and not isinstance(metrics, (list, tuple)):
+                metrics = [metrics]
+            self._metric_specs = list(metrics or [])
+            for m in self._metric_specs:  # fail now on an unknown name, not at fit time
+                metrics_mod.get(m, self.loss.name)
         self.metrics = []
         self.compiled = True
+
+    def _output_names(self):
+        """The output names of a model with several outputs; None with one."""
+        return None
+
+    def _data_loss(self, yb, y_pred, sample_weight=None):
+        """The compiled loss of a batch (times ``loss_weights`` for one output)."""
+        loss = self.loss(yb, y_pred, sample_weight)
+        return loss if self._loss_scale == 1.0 else loss * self._loss_scale
 
     def _require_compiled(self, what):
         if not self.compiled:
@@ -172,6 +230,11 @@ class Model(Layer):
             )
 
     def _make_metrics(self, y_shape):
+        if isinstance(self.loss, multi_output.MultiOutputLoss):
+            self.metrics = multi_output.make_metrics(
+                self.loss, self._metric_specs, self._target_shapes, self.output_shape
+            )
+            return
         self.metrics = [
             metrics_mod.get(m, self.loss.name, y_shape, self.output_shape)
             for m in self._metric_specs
@@ -234,7 +297,7 @@ class Model(Layer):
         that ``collect_activity_penalties`` gathered in the forward pass of ``y_pred``
         (gathered per thread, not read off the layers, which the parts of a batch
         split share)."""
-        loss = self.loss(yb, y_pred, sample_weight)
+        loss = self._data_loss(yb, y_pred, sample_weight)
         for penalty in (*self._weight_penalties(), *activity):
             loss = loss + penalty
         return loss
@@ -257,7 +320,7 @@ class Model(Layer):
         for v in variables:
             v.grad = None
         for m in self.metrics:
-            m.update_state(yb, y_pred.data, sample_weight)
+            m.update_state(yb, outputs_data(y_pred), sample_weight)
         return float(loss.item())
 
     def _train_step_split(self, xb, yb, slices, sample_weight=None) -> float:
@@ -294,7 +357,7 @@ class Model(Layer):
         slices = batch_split.parts(self, len(xb), training=False)
         with no_grad():  # batch_split.run carries it into the parts' threads
             if slices is None:
-                return self(self._to_input(xb), training=False).data
+                return outputs_data(self(self._to_input(xb), training=False))
             parts = batch_split.run(
                 lambda sl: self(self._to_input(xb[sl]), training=False).data, slices
             )
@@ -311,7 +374,7 @@ class Model(Layer):
                 y_pred = self(self._to_input(xb[sl]), training=False)
             loss = self._total_loss(yb[sl], y_pred, activity, w)
             share = (sl.stop - sl.start) / n if n else 1.0  # 1.0 for the whole batch: exact
-            return float(loss.item()) * share, y_pred.data
+            return float(loss.item()) * share, outputs_data(y_pred)
 
         with no_grad():
             results = [part(slice(0, n))] if slices is None else batch_split.run(part, slices)
@@ -643,17 +706,17 @@ class Model(Layer):
             for step, batch in enumerate(batches):
                 xb, _, _ = pydataset.unpack(batch, step, "predict")
                 xb, _ = self._prepare(xb, None, f"batch {step}: ", targets_needed=False)
-                outs.append(to_numpy(self._forward(xb)))
+                outs.append(self._forward(xb))
             if not outs:
                 raise ValueError("predict(): the PyDataset or generator gave no batch.")
-            return np.concatenate(outs, axis=0)
+            return _joined(outs)
         x, _ = self._prepare(x, None, "", targets_needed=False)
-        outs = []
-        for sl in adapter.batch_slices(len(x), batch_size):
-            outs.append(to_numpy(self._forward(x[sl])))
+        outs = [self._forward(x[sl]) for sl in adapter.batch_slices(len(x), batch_size)]
         if not outs:
-            return np.zeros((0, *self.output_shape[1:]), dtype=floatx())
-        return np.concatenate(outs, axis=0)
+            shapes = self.output_shape if self._output_names() else [self.output_shape]
+            empty = [np.zeros((0, *s[1:]), dtype=floatx()) for s in shapes]
+            return empty if self._output_names() else empty[0]
+        return _joined(outs)
 
     def predict_on_batch(self, x):
         return self.predict(x, batch_size=max(len(x), 1))

@@ -16,6 +16,7 @@ from hpnn import optimizers as optimizers_mod
 from hpnn.backend import to_numpy
 from hpnn.io.archive import ArchiveError, read_archive, write_archive
 from hpnn.layers.core import InputLayer
+from hpnn.models.multi_output import MultiOutputLoss
 from hpnn.models.sequential import Sequential
 
 KIND_MODEL, KIND_WEIGHTS = "model", "weights"
@@ -81,8 +82,16 @@ def _compile_config(model) -> dict | None:
     return {
         "optimizer": {"class_name": type(opt).__name__, "config": opt.get_config()},
         "loss": {"class_name": type(model.loss).__name__, "config": model.loss.get_config()},
-        "metrics": [m for m in model._metric_specs if isinstance(m, str)],
+        "metrics": _saved_metrics(model._metric_specs, model._output_names()),
+        "loss_weights": getattr(model, "_loss_scale", 1.0),
     }
+
+
+def _saved_metrics(specs, several_outputs):
+    """The metrics given by name (objects are not saved); per output when several."""
+    if several_outputs:
+        return [[m for m in entries if isinstance(m, str)] for entries in specs]
+    return [m for m in specs if isinstance(m, str)]
 
 
 def save_model(model, path) -> None:
@@ -131,14 +140,23 @@ def load_model(path, custom_objects=None, compile=True):  # noqa: A002 - Keras' 
         opt_cfg = dict(cc["optimizer"]["config"])
         opt_cfg = {k: v for k, v in opt_cfg.items() if v is not None}
         opt_cls = getattr(optimizers_mod, cc["optimizer"]["class_name"])
-        loss_cls = getattr(losses_mod, cc["loss"]["class_name"], None)
         loss_cfg = dict(cc["loss"]["config"])
-        name = loss_cfg.pop("name", None)
-        loss_cfg.pop("reduction", None)
-        loss = loss_cls(**loss_cfg) if loss_cls is not None else name
-        if name and not isinstance(loss, str):
-            loss.name = name
-        model.compile(optimizer=opt_cls(**opt_cfg), loss=loss, metrics=cc["metrics"])
+        if cc["loss"]["class_name"] == "MultiOutputLoss":
+            loss = MultiOutputLoss(**loss_cfg)
+        else:
+            loss_cls = getattr(losses_mod, cc["loss"]["class_name"], None)
+            name = loss_cfg.pop("name", None)
+            loss_cfg.pop("reduction", None)
+            loss = loss_cls(**loss_cfg) if loss_cls is not None else name
+            if name and not isinstance(loss, str):
+                loss.name = name
+        weight = cc.get("loss_weights", 1.0)
+        model.compile(
+            optimizer=opt_cls(**opt_cfg),
+            loss=loss,
+            metrics=cc["metrics"],
+            loss_weights=None if weight == 1.0 else weight,
+        )
         n_slots = document.get("optimizer_slots")
         if n_slots:
             model.optimizer.build(model.trainable_weights)

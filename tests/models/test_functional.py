@@ -253,14 +253,103 @@ def test_an_integer_input_keeps_its_ids():
     model.fit([x_ids, np.ones((2, 2))], np.ones((2, 1)), verbose=0)
 
 
-def test_several_outputs_run_but_fit_says_it_is_not_supported():
-    a = hpnn.Input((4,))
-    model = hpnn.Model(a, [layers.Dense(1)(a), layers.Dense(2)(a)])
-    y1, y2 = model(np.ones((3, 4), np.float32))
-    assert y1.shape == (3, 1) and y2.shape == (3, 2)
-    model.compile(optimizer="sgd", loss="mse")
-    with pytest.raises(NotImplementedError, match="several outputs"):
-        model.fit(np.ones((3, 4)), np.ones((3, 1)), verbose=0)
+def two_heads(seed=0):
+    hpnn.utils.set_random_seed(seed)
+    inp = hpnn.Input((6,))
+    h = layers.Dense(8, activation="tanh")(inp)
+    cls = layers.Dense(3, activation="softmax", name="cls")(h)
+    reg = layers.Dense(1, name="reg")(h)
+    return hpnn.Model(inp, [cls, reg])
+
+
+def head_data(n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, 6)), rng.integers(0, 3, n), rng.standard_normal((n, 1))
+
+
+def test_several_outputs_train_on_the_weighted_sum_of_their_losses():
+    x, yc, yr = head_data(12)
+    model = two_heads()
+    model.compile(
+        optimizer=hpnn.optimizers.SGD(0.1),
+        loss={"reg": "mse", "cls": "sparse_categorical_crossentropy"},
+        loss_weights={"reg": 0.5},
+    )
+    weights = [Tensor(w, requires_grad=True) for w in model.get_weights()]
+    w1, b1, wc, bc, wr, br = weights
+    h = ops.tanh(ops.linear(Tensor(x.astype(np.float32)), w1, b1))
+    ce = ops.mean(ops.sparse_softmax_cross_entropy(ops.linear(h, wc, bc), yc))
+    d = ops.linear(h, wr, br) - Tensor(yr.astype(np.float32))
+    total = ce + ops.mean(d * d) * 0.5
+    expected = gradients(total, weights)
+    logs = model.train_on_batch(x, [yc, yr], return_dict=True)
+    assert logs["loss"] == pytest.approx(float(total.item()), rel=1e-6)
+    assert logs["cls_loss"] == pytest.approx(float(ce.item()), rel=1e-6)
+    assert logs["reg_loss"] == pytest.approx(float(ops.mean(d * d).item()), rel=1e-6)
+    for got, w, g in zip(model.get_weights(), weights, expected, strict=True):
+        np.testing.assert_allclose(got, w.data - 0.1 * g, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("comm", [None, "one_rank"])
+def test_several_outputs_fit_evaluate_predict_and_save(comm, tmp_path):
+    x, yc, yr = head_data()
+    model = two_heads()
+    model.compile(
+        optimizer="adam",
+        loss=["sparse_categorical_crossentropy", "mse"],
+        loss_weights=[1.0, 0.25],
+        metrics=[["accuracy"], "mae"],  # one entry per output
+    )
+    if comm:
+        hpnn.distributed.init(hpnn.distributed.SingleProcessComm())
+    try:
+        history = model.fit(x, {"cls": yc, "reg": yr}, epochs=2, batch_size=8, verbose=0,
+                            validation_split=0.25)  # fmt: skip
+        logs = model.evaluate(x, [yc, yr], verbose=0, return_dict=True)
+    finally:
+        hpnn.distributed.shutdown()
+    keys = ["loss", "cls_loss", "reg_loss", "cls_accuracy", "reg_mae"]
+    assert list(history.history) == keys + [f"val_{k}" for k in keys]
+    assert list(logs) == keys
+    p_cls, p_reg = model.predict(x, verbose=0)
+    assert p_cls.shape == (40, 3) and p_reg.shape == (40, 1)
+    ce = float(hpnn.losses.sparse_categorical_crossentropy(yc, Tensor(p_cls)).data.mean())
+    mse = float(((p_reg - yr) ** 2).mean())
+    assert logs["cls_loss"] == pytest.approx(ce, rel=1e-5)
+    assert logs["reg_loss"] == pytest.approx(mse, rel=1e-5)
+    assert logs["loss"] == pytest.approx(ce + 0.25 * mse, rel=1e-5)
+    assert logs["reg_mae"] == pytest.approx(float(np.abs(p_reg - yr).mean()), rel=1e-5)
+    model.save(tmp_path / "heads.hpnn")
+    loaded = hpnn.models.load_model(tmp_path / "heads.hpnn")
+    assert loaded.evaluate(x, [yc, yr], verbose=0, return_dict=True) == pytest.approx(logs)
+
+
+def test_several_outputs_compile_and_data_errors():
+    x, yc, yr = head_data(8)
+    model = two_heads()
+    with pytest.raises(ValueError, match=r"loss names outputs \['other'\]"):
+        model.compile(optimizer="sgd", loss={"other": "mse"})
+    with pytest.raises(ValueError, match="every output needs a loss"):
+        model.compile(optimizer="sgd", loss={"cls": "sparse_categorical_crossentropy"})
+    with pytest.raises(ValueError, match="loss_weights as a list needs one entry per output"):
+        model.compile(optimizer="sgd", loss="mse", loss_weights=[1.0])
+    with pytest.raises(ValueError, match="metrics must be a list with one entry"):
+        model.compile(optimizer="sgd", loss="mse", metrics=["mae", "mae", "mae"])
+    model.compile(optimizer="sgd", loss=["sparse_categorical_crossentropy", "mse"])
+    with pytest.raises(ValueError, match=r"y must be a list of 2 arrays, one per output"):
+        model.fit(x, yc, verbose=0)
+    with pytest.raises(ValueError, match=r"y\[0\] \('cls'\)"):  # labels out of range
+        model.fit(x, [yc + 5, yr], verbose=0)
+
+
+def test_one_output_loss_weight_scales_the_loss():
+    x, yc, _ = head_data(8)
+    hpnn.utils.set_random_seed(0)
+    model = hpnn.Sequential([hpnn.Input((6,)), layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    plain = model.evaluate(x, yc, verbose=0)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", loss_weights=2.5)
+    assert model.evaluate(x, yc, verbose=0) == pytest.approx(2.5 * plain, rel=1e-6)
 
 
 def test_keras_style_program_runs_with_hpnn_as_keras():
