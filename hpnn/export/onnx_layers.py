@@ -225,6 +225,44 @@ def embedding(g, layer, x, shape):
     return g.op("Gather", [g.const(layer.embeddings, "embeddings"), g.as_int64(x)], axis=0)
 
 
+# -- image layers without weights -----------------------------------------------------------
+def rescaling(g, layer, x, shape):
+    y = g.op("Mul", [x, g.const([layer.scale], "scale")], like=x)
+    return g.op("Add", [y, g.const([layer.offset], "offset")], like=y) if layer.offset else y
+
+
+def zero_padding(g, layer, x, shape):
+    (t, b), (le, r) = layer.padding
+    x = g.channels_first(x, 4)
+    return g.op("Pad", [x, g.ints([0, 0, t, le, 0, 0, b, r], "pads")], like=x, mode="constant")
+
+
+def cropping(g, layer, x, shape):
+    (t, b), (le, r) = layer.cropping
+    big = np.iinfo(np.int64).max
+    x = g.channels_first(x, 4)
+    ends = [-b if b else big, -r if r else big]
+    return g.op(
+        "Slice",
+        [x, g.ints([t, le], "starts"), g.ints(ends, "ends"), g.ints([2, 3], "axes")],
+        like=x,
+    )
+
+
+def upsampling(g, layer, x, shape):
+    x = g.channels_first(x, 4)
+    sh, sw = layer.size
+    scales = g.const([1.0, 1.0, float(sh), float(sw)], "scales")
+    return g.op(
+        "Resize",
+        [x, "", scales],
+        like=x,
+        mode="nearest",
+        coordinate_transformation_mode="asymmetric",
+        nearest_mode="floor",
+    )
+
+
 # -- the table ---------------------------------------------------------------------------
 CONVERTERS = {
     hl.Dense: dense,
@@ -239,6 +277,10 @@ CONVERTERS = {
     hl.RandomContrast: identity,
     hl.GaussianNoise: identity,
     hl.Activation: activation_layer,
+    hl.Rescaling: rescaling,
+    hl.ZeroPadding2D: zero_padding,
+    hl.Cropping2D: cropping,
+    hl.UpSampling2D: upsampling,
     hl.Conv2D: conv2d,
     hl.Conv1D: conv1d,
     hl.MaxPooling2D: _pool(

@@ -53,6 +53,7 @@ from hpnn.layers.pooling import (
 )
 from hpnn.layers.recurrent import GRU, LSTM, SimpleRNN
 from hpnn.layers.reshaping import Permute, RepeatVector, Reshape, TimeDistributed
+from hpnn.layers.spatial import Cropping2D, Rescaling, UpSampling2D, ZeroPadding2D
 
 __all__ = [
     "GRU",
@@ -128,3 +129,5 @@ __all__ += [
     "multiply",
     "subtract",
 ]
+
+__all__ += ["Cropping2D", "Rescaling", "UpSampling2D", "ZeroPadding2D"]

@@ -284,6 +284,21 @@ def _residual():
 
 
 CASES["functional"] = (_residual, images)
+CASES["image_layers"] = (
+    lambda: [
+        Input(shape=(9, 9, 3)),
+        layers.Rescaling(0.5, offset=-1.0),
+        layers.ZeroPadding2D(((1, 2), (0, 1))),
+        layers.Conv2D(4, 3, activation="relu"),  # channels-first in ONNX from here
+        layers.Cropping2D(((1, 0), (2, 1))),
+        layers.UpSampling2D((2, 3)),
+        layers.ZeroPadding2D(1),
+        layers.Cropping2D(1),
+        layers.Flatten(),
+        layers.Dense(3),
+    ],
+    images,
+)
 
 
 def _model(build):

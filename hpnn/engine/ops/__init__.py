@@ -38,7 +38,15 @@ from hpnn.engine.ops.norm import batch_norm, layer_norm
 from hpnn.engine.ops.pool import average_pool2d, max_pool2d
 from hpnn.engine.ops.recurrent import gru, lstm, simple_rnn
 from hpnn.engine.ops.reduce import max, mean, sum
-from hpnn.engine.ops.shape import broadcast_to, concatenate, getitem, reshape, transpose
+from hpnn.engine.ops.shape import (
+    broadcast_to,
+    concatenate,
+    getitem,
+    pad_spatial,
+    reshape,
+    transpose,
+    upsample,
+)
 
 __all__ = [
     "abs",
@@ -69,6 +77,7 @@ __all__ = [
     "minimum",
     "mul",
     "neg",
+    "pad_spatial",
     "pow",
     "relu",
     "reshape",
@@ -85,4 +94,5 @@ __all__ = [
     "tanh",
     "transpose",
     "unbroadcast",
+    "upsample",
 ]

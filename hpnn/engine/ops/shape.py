@@ -1,4 +1,5 @@
-"""Shape ops: reshape, transpose, broadcast_to, getitem (slicing), concatenate."""
+"""Shape ops: reshape, transpose, broadcast_to, getitem (slicing), concatenate,
+zero padding and nearest-neighbour upsampling of the spatial axes."""
 
 from __future__ import annotations
 
@@ -87,6 +88,67 @@ class Concatenate(Function):
             total += n
             cuts.append(total)
         return tuple(xp.split(gy, cuts, axis=self.axis))
+
+
+class PadSpatial(Function):
+    """Zeros around axes 1..k of a channels-last array: ``pads`` is ``((before, after),)``
+    per axis; the gradient is the middle of the output gradient."""
+
+    def __init__(self, pads):
+        self.pads = tuple(tuple(p) for p in pads)
+
+    def forward(self, a):
+        xp = get_xp(a)
+        spatial = list(zip(self.pads, a.shape[1:], strict=False))
+        self.index = (slice(None), *(slice(b, b + n) for (b, _), n in spatial))
+        shape = (a.shape[0], *(n + b + e for (b, e), n in spatial))
+        out = xp.zeros(shape + a.shape[1 + len(self.pads) :], dtype=a.dtype)
+        out[self.index] = a
+        return out
+
+    def backward(self, gy):
+        return gy[self.index]
+
+
+class Upsample(Function):
+    """Each element of axes 1..k repeated ``size[i]`` times (nearest neighbour); the
+    gradient sums each block of copies."""
+
+    def __init__(self, size):
+        self.size = tuple(int(s) for s in size)
+
+    def forward(self, a):
+        xp = get_xp(a)
+        self.in_shape = a.shape
+        k = len(self.size)
+        # (N, d1, 1, d2, 1, ..., C) broadcast to (N, d1, s1, d2, s2, ..., C), then merged
+        expanded = [a.shape[0]]
+        target = [a.shape[0]]
+        for d, s in zip(a.shape[1 : 1 + k], self.size, strict=True):
+            expanded += [d, 1]
+            target += [d, s]
+        rest = a.shape[1 + k :]
+        b = xp.broadcast_to(a.reshape(*expanded, *rest), (*target, *rest))
+        out_shape = (a.shape[0], *(d * s for d, s in zip(a.shape[1:], self.size, strict=False)))
+        return xp.ascontiguousarray(b).reshape(*out_shape, *rest)
+
+    def backward(self, gy):
+        k = len(self.size)
+        split = [gy.shape[0]]
+        for d, s in zip(self.in_shape[1 : 1 + k], self.size, strict=True):
+            split += [d, s]
+        g = gy.reshape(*split, *self.in_shape[1 + k :])
+        return g.sum(axis=tuple(2 + 2 * i for i in range(k)))
+
+
+def pad_spatial(a, pads) -> Tensor:
+    """Zero-pad axes 1..k of ``a`` by ``pads = ((before, after), ...)``."""
+    return PadSpatial(pads)(a)
+
+
+def upsample(a, size) -> Tensor:
+    """Repeat every element of axes 1..k of ``a`` ``size`` times (nearest neighbour)."""
+    return Upsample(size)(a)
 
 
 def reshape(a, shape) -> Tensor:
