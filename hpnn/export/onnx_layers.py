@@ -94,6 +94,37 @@ def conv2d(g, layer, x, shape):
     return activation(g, layer, layer.activation, y, 4)
 
 
+def conv2d_transpose(g, layer, x, shape):
+    """ONNX ConvTranspose, its pads and output_padding chosen to keep the same window of
+    the full map as hpnn (Keras' size, TF's 'same' offset)."""
+    from hpnn.engine.ops.conv import conv_transpose_length
+
+    x = g.channels_first(x, 4)
+    w = g.const(_w(layer.kernel).transpose(3, 2, 0, 1), "kernel")  # (C, O, KH, KW)
+    inputs = [x, w] + ([g.const(layer.bias, "bias")] if layer.bias is not None else [])
+    begins, ends, extra = [], [], []
+    pads = layer.output_padding or (None, None)
+    for n, k, s, op in zip(shape[1:3], layer.kernel_size, layer.strides, pads, strict=True):
+        if n is None:
+            raise unsupported(layer, "it needs known spatial input sizes")
+        length = conv_transpose_length(n, k, s, layer.padding, op)
+        full = (n - 1) * s + k
+        begin = max(full - length, 0) // 2 if layer.padding == "same" else 0
+        begins.append(begin)
+        ends.append(max(full - begin - length, 0))
+        extra.append(max(begin + length - full, 0))
+    y = g.op(
+        "ConvTranspose",
+        inputs,
+        kernel_shape=list(layer.kernel_size),
+        strides=list(layer.strides),
+        pads=begins + ends,
+        output_padding=extra,
+        like=x,
+    )
+    return activation(g, layer, layer.activation, y, 4)
+
+
 def conv1d(g, layer, x, shape):
     x = g.channels_first(x, 3)
     w = g.const(_w(layer.kernel).transpose(2, 1, 0), "kernel")  # (O, C, K)
@@ -282,6 +313,7 @@ CONVERTERS = {
     hl.Cropping2D: cropping,
     hl.UpSampling2D: upsampling,
     hl.Conv2D: conv2d,
+    hl.Conv2DTranspose: conv2d_transpose,
     hl.Conv1D: conv1d,
     hl.MaxPooling2D: _pool(
         "MaxPool", lambda lay: list(lay.pool_size), lambda lay: list(lay.strides)

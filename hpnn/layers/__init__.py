@@ -7,6 +7,7 @@ from hpnn.layers.conv import (
     AvgPool2D,
     Conv1D,
     Conv2D,
+    Conv2DTranspose,
     MaxPool2D,
     MaxPooling2D,
 )
@@ -131,3 +132,5 @@ __all__ += [
 ]
 
 __all__ += ["Cropping2D", "Rescaling", "UpSampling2D", "ZeroPadding2D"]
+
+__all__ += ["Conv2DTranspose"]

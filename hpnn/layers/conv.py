@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hpnn.backend import get_xp
 from hpnn.engine import ops
-from hpnn.engine.ops.conv import conv_output_length
+from hpnn.engine.ops.conv import conv_output_length, conv_transpose_length
 from hpnn.engine.tensor import Tensor
 from hpnn.layers.base import KernelLayer, Layer, normalize_tuple
 
@@ -103,6 +103,100 @@ class Conv2D(KernelLayer):
             "kernel_size": self.kernel_size,
             "strides": self.strides,
             "padding": self.padding,
+        }
+
+
+class Conv2DTranspose(KernelLayer):
+    """Transposed 2-D convolution (a learned upsampling), as Keras' ``Conv2DTranspose``.
+
+    Args:
+        filters: output channels; kernel ``(kh, kw, filters, in_channels)``.
+        kernel_size, strides: int or pair.
+        padding: ``"valid"`` (output ``H * s + max(k - s, 0)``) or ``"same"`` (``H * s``).
+        output_padding: None or an int/pair: the output is then
+            ``(H - 1) * s + k - 2 * (k // 2 if same else 0) + output_padding``.
+    """
+
+    input_ndim = 4
+    rank_hint = "(batch, height, width, channels)"
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=(1, 1),
+        padding="valid",
+        output_padding=None,
+        data_format=None,
+        dilation_rate=(1, 1),
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        owner = self._where()
+        self.filters = self._positive_int("filters", filters)
+        self.kernel_size = normalize_tuple(kernel_size, 2, "kernel_size", owner)
+        self.strides = normalize_tuple(strides, 2, "strides", owner)
+        self.padding = _padding(padding, owner)
+        _data_format(data_format, owner)
+        if normalize_tuple(dilation_rate, 2, "dilation_rate", owner) != (1, 1):
+            raise NotImplementedError(f"{owner}: dilation_rate other than 1 is not supported yet.")
+        self.output_padding = None
+        if output_padding is not None:
+            pads = (output_padding,) * 2 if isinstance(output_padding, int) else output_padding
+            pads = tuple(int(p) for p in pads)
+            if len(pads) != 2 or any(
+                not 0 <= p < s for p, s in zip(pads, self.strides, strict=True)
+            ):
+                raise ValueError(
+                    f"{owner}: output_padding must be smaller than the strides "
+                    f"{self.strides}. Received: output_padding={output_padding!r}"
+                )
+            self.output_padding = pads
+        self._kernel_args(
+            activation,
+            use_bias,
+            kernel_initializer,
+            bias_initializer,
+            kernel_regularizer,
+            bias_regularizer,
+            activity_regularizer,
+        )
+
+    def build(self, input_shape):
+        c = self._last_axis(input_shape)
+        self.compute_output_shape(input_shape)
+        self._build_kernel((*self.kernel_size, self.filters, c), c, self.filters)
+
+    def call(self, x, training=False):
+        y = ops.conv2d_transpose(
+            x, self.kernel, self.bias, self.strides, self.padding, self.output_padding
+        )
+        return self.activation(y)
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, _ = input_shape
+        pads = self.output_padding or (None, None)
+        out = [
+            None if size is None else conv_transpose_length(size, k, s, self.padding, p)
+            for size, k, s, p in zip((h, w), self.kernel_size, self.strides, pads, strict=True)
+        ]
+        return (n, *out, self.filters)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "output_padding": self.output_padding,
         }
 
 

@@ -101,7 +101,7 @@ _TRAIN = (
     *_WORTH, "InputLayer", "Dense", "Flatten", "Activation", "GlobalAveragePooling1D",
     "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Reshape",
     "Permute", "RepeatVector", "LayerNormalization", "Embedding", "ActivityRegularization",
-    "Rescaling", "ZeroPadding2D", "Cropping2D", "UpSampling2D",
+    "Rescaling", "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Conv2DTranspose",
 )  # fmt: skip
 # Random or stateful in training only; sample by sample in inference.
 _INFER = (

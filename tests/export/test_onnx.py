@@ -292,6 +292,9 @@ CASES["image_layers"] = (
         layers.Conv2D(4, 3, activation="relu"),  # channels-first in ONNX from here
         layers.Cropping2D(((1, 0), (2, 1))),
         layers.UpSampling2D((2, 3)),
+        layers.Conv2DTranspose(3, 3, strides=2, padding="same", activation="relu"),
+        layers.Conv2DTranspose(2, 2, strides=3),  # kernel smaller than the stride
+        layers.Conv2DTranspose(2, 3, strides=2, padding="same", output_padding=1),
         layers.ZeroPadding2D(1),
         layers.Cropping2D(1),
         layers.Flatten(),

