@@ -1,0 +1,147 @@
+"""hpnn against Keras 3 itself (torch backend) where a semantic is Keras': losses,
+optimizers, metrics, Conv2DTranspose's sizes and offsets, activity regularizers,
+class weights. Skipped without keras and torch (CI installs both)."""
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+pytest.importorskip("torch")
+keras = pytest.importorskip("keras")
+if keras.backend.backend() != "torch":  # pragma: no cover - another backend was chosen
+    pytest.skip("these comparisons run Keras on its torch backend", allow_module_level=True)
+
+import hpnn  # noqa: E402
+from hpnn import layers, losses, metrics, optimizers  # noqa: E402
+from hpnn.engine import Tensor  # noqa: E402
+from hpnn.engine.variable import Variable  # noqa: E402
+
+
+def k2np(value):
+    return np.asarray(keras.ops.convert_to_numpy(value))
+
+
+RNG = np.random.default_rng(0)
+DIST_T, DIST_P = (RNG.dirichlet(np.ones(4), 6).astype("float32") for _ in range(2))
+REAL_T, REAL_P = RNG.normal(size=(6, 4)).astype("float32"), RNG.normal(size=(6, 4)).astype("f4")
+BIN_T = RNG.integers(0, 2, (6, 4)).astype("float32")
+SIGNED_P = RNG.uniform(-2, 2, (6, 4)).astype("float32")
+ONE_HOT = np.eye(4, dtype="float32")[RNG.integers(0, 4, 6)]
+
+LOSS_CASES = {
+    "Huber": (REAL_T, REAL_P * 2),
+    "KLDivergence": (DIST_T, DIST_P),
+    "Poisson": (DIST_T, DIST_P),
+    "LogCosh": (REAL_T, REAL_P),
+    "CosineSimilarity": (REAL_T, REAL_P),
+    "MeanAbsolutePercentageError": (REAL_T, REAL_P),
+    "MeanSquaredLogarithmicError": (np.abs(REAL_T), np.abs(REAL_P)),
+    "Hinge": (BIN_T, SIGNED_P),
+    "SquaredHinge": (BIN_T, SIGNED_P),
+    "CategoricalHinge": (ONE_HOT, SIGNED_P),
+    "CategoricalCrossentropy": (ONE_HOT, DIST_P),
+    "BinaryCrossentropy": (BIN_T, np.clip(DIST_P * 2, 0.01, 0.99)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOSS_CASES))
+def test_losses(name):
+    t, p = LOSS_CASES[name]
+    want = float(k2np(getattr(keras.losses, name)()(t, p)))
+    got = getattr(losses, name)()(t, Tensor(p)).item()
+    assert got == pytest.approx(want, rel=2e-6, abs=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("Adagrad", {"learning_rate": 0.1}),
+        ("Adamax", {"learning_rate": 0.05}),
+        ("Nadam", {"learning_rate": 0.05}),
+        ("Adadelta", {"learning_rate": 1.0}),
+        ("Adam", {"learning_rate": 0.05, "amsgrad": True}),
+        ("RMSprop", {"learning_rate": 0.01, "momentum": 0.9, "centered": True}),
+        ("SGD", {"learning_rate": 0.05, "momentum": 0.8, "nesterov": True}),
+    ],
+)
+def test_optimizers_five_steps(name, kwargs):
+    w0 = RNG.normal(size=(3, 2)).astype("float32")
+    a = RNG.uniform(0.5, 2.0, (3, 2)).astype("float32")
+    kv, hv = keras.Variable(w0.copy()), Variable(w0.copy())
+    kopt, hopt = getattr(keras.optimizers, name)(**kwargs), getattr(optimizers, name)(**kwargs)
+    for _ in range(5):
+        kopt.apply_gradients([(keras.ops.convert_to_tensor(a * (k2np(kv) - 0.3)), kv)])
+        hopt.apply([a * (hv.numpy() - 0.3)], [hv])
+    np.testing.assert_allclose(hv.numpy(), k2np(kv), rtol=1e-5, atol=5e-6)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("AUC", {}),
+        ("AUC", {"curve": "PR"}),
+        ("AUC", {"curve": "PR", "summation_method": "minoring", "num_thresholds": 50}),
+        ("AUC", {"summation_method": "majoring", "num_thresholds": 13}),
+        ("Precision", {}),
+        ("Recall", {"thresholds": 0.3}),
+        ("Precision", {"top_k": 2}),
+        ("Recall", {"class_id": 1}),
+    ],
+)
+def test_metrics_over_two_batches(name, kwargs):
+    y = RNG.integers(0, 2, (80, 3))
+    s = np.clip(0.3 * y + RNG.random((80, 3)) * 0.7, 0, 1).astype("float32")
+    w = RNG.uniform(0.5, 2.0, 80).astype("float32")
+    km, hm = getattr(keras.metrics, name)(**kwargs), getattr(metrics, name)(**kwargs)
+    for sl in (slice(0, 50), slice(50, 80)):
+        km.update_state(y[sl], s[sl], sample_weight=w[sl])
+        hm.update_state(y[sl], s[sl], sample_weight=w[sl])
+    assert hm.result() == pytest.approx(float(k2np(km.result())), rel=1e-6, abs=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("h", "k", "s", "padding", "output_padding"),
+    [(4, 3, 2, "same", None), (5, 2, 3, "valid", None), (4, 4, 2, "same", None),
+     (4, 3, 2, "same", 1), (5, 5, 3, "same", 2), (4, 3, 2, "valid", 1)],
+)  # fmt: skip
+def test_conv2d_transpose(h, k, s, padding, output_padding):
+    x = RNG.standard_normal((2, h, h + 1, 3)).astype("float32")
+    args = {"strides": s, "padding": padding, "output_padding": output_padding}
+    kl = keras.layers.Conv2DTranspose(5, k, **args)
+    want = k2np(kl(x))
+    hl = layers.Conv2DTranspose(5, k, **args)
+    hl(x)
+    hl.set_weights([k2np(v) for v in kl.weights])
+    np.testing.assert_allclose(hl(x).data, want, rtol=1e-5, atol=2e-6)
+
+
+def test_activity_regularizer_penalty():
+    x = RNG.standard_normal((5, 4)).astype("float32")
+    kl = keras.layers.Dense(3, activity_regularizer=keras.regularizers.L1L2(0.03, 0.02))
+    kl(x)
+    hl = layers.Dense(3, activity_regularizer=hpnn.regularizers.L1L2(l1=0.03, l2=0.02))
+    hl(x)
+    hl.set_weights([k2np(v) for v in kl.weights])
+    kl(x)
+    hpnn.Sequential([hpnn.Input((4,)), hl])(Tensor(x))
+    assert float(hl._activity_losses[0].item()) == pytest.approx(
+        float(k2np(kl.losses[0])), rel=1e-6
+    )
+
+
+def test_one_sgd_epoch_with_class_weights():
+    x = RNG.standard_normal((24, 5)).astype("float32")
+    y = RNG.integers(0, 3, 24)
+    class_weight = {0: 2.0, 2: 0.5}
+    km = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3, activation="softmax")])
+    km.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    hm = hpnn.Sequential([hpnn.Input((5,)), layers.Dense(3, activation="softmax")])
+    hm.compile(optimizer=optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    hm.set_weights([k2np(v) for v in km.weights])
+    kh = km.fit(x, y, batch_size=8, epochs=1, shuffle=False, class_weight=class_weight, verbose=0)
+    hh = hm.fit(x, y, batch_size=8, epochs=1, shuffle=False, class_weight=class_weight, verbose=0)
+    for a, b in zip(hm.get_weights(), [k2np(v) for v in km.weights], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert hh.history["loss"][0] == pytest.approx(kh.history["loss"][0], rel=1e-5)
