@@ -18,6 +18,8 @@ from hpnn import layers, losses, metrics, optimizers  # noqa: E402
 from hpnn.engine import Tensor  # noqa: E402
 from hpnn.engine.variable import Variable  # noqa: E402
 
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # keras' own
+
 
 def k2np(value):
     return np.asarray(keras.ops.convert_to_numpy(value))
@@ -145,3 +147,72 @@ def test_one_sgd_epoch_with_class_weights():
     for a, b in zip(hm.get_weights(), [k2np(v) for v in km.weights], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert hh.history["loss"][0] == pytest.approx(kh.history["loss"][0], rel=1e-5)
+
+
+LAYER_CASES = {
+    "conv2d_same_stride2": (lambda m: m.Conv2D(4, 3, strides=2, padding="same"), (2, 7, 8, 3)),
+    "conv1d_causal": (lambda m: m.Conv1D(4, 3, padding="causal", activation="tanh"), (2, 9, 3)),
+    "conv1d_same_stride2": (lambda m: m.Conv1D(4, 4, strides=2, padding="same"), (2, 9, 3)),
+    "maxpool2d_same": (lambda m: m.MaxPooling2D(3, strides=2, padding="same"), (2, 7, 8, 3)),
+    # (symmetric padding: where 'same' pads unevenly, Keras' torch backend pads by repeating
+    # the edge and averages it in; TensorFlow, JAX and hpnn leave the padding out)
+    "avgpool2d_same": (lambda m: m.AveragePooling2D(3, strides=1, padding="same"), (2, 7, 8, 3)),
+    "maxpool1d_same": (lambda m: m.MaxPooling1D(2, padding="same"), (2, 9, 3)),
+    "avgpool1d": (lambda m: m.AveragePooling1D(3, strides=2), (2, 9, 3)),
+    "global_avg_2d": (lambda m: m.GlobalAveragePooling2D(), (2, 5, 6, 3)),
+    "global_max_1d_keepdims": (lambda m: m.GlobalMaxPooling1D(keepdims=True), (2, 5, 3)),
+    "layernorm": (lambda m: m.LayerNormalization(epsilon=1e-3), (2, 5, 6)),
+    "batchnorm_inference": (lambda m: m.BatchNormalization(), (4, 5, 3)),
+    "lstm_sequences": (lambda m: m.LSTM(4, return_sequences=True), (2, 6, 3)),
+    "gru_reset_before": (lambda m: m.GRU(4, reset_after=False), (2, 6, 3)),
+    "simple_rnn_backwards": (lambda m: m.SimpleRNN(4, go_backwards=True), (2, 6, 3)),
+    "bidirectional": (lambda m: m.Bidirectional(m.LSTM(3, return_sequences=True)), (2, 5, 2)),
+    "time_distributed": (lambda m: m.TimeDistributed(m.Dense(3, activation="relu")), (2, 4, 5)),
+    "upsampling": (lambda m: m.UpSampling2D((2, 3)), (2, 3, 4, 2)),
+    "zero_padding": (lambda m: m.ZeroPadding2D(((1, 2), (0, 1))), (2, 3, 4, 2)),
+    "cropping": (lambda m: m.Cropping2D(((1, 0), (1, 2))), (2, 5, 6, 2)),
+    "rescaling": (lambda m: m.Rescaling(1 / 255, offset=-0.5), (2, 3, 4, 2)),
+    "dense_leaky_relu": (lambda m: m.Dense(4, activation="leaky_relu"), (3, 5)),
+    "dense_elu": (lambda m: m.Dense(4, activation="elu"), (3, 5)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LAYER_CASES))
+def test_layers_match_keras_in_inference(case):
+    make, shape = LAYER_CASES[case]
+    x = RNG.standard_normal(shape).astype("float32")
+    kl = make(keras.layers)
+    kl(x)
+    if case == "batchnorm_inference":  # non-trivial moving statistics
+        kl.set_weights([RNG.uniform(0.5, 2, w.shape).astype("float32") for w in kl.get_weights()])
+    hl = make(layers)
+    hl(x)
+    hl.set_weights([k2np(v) for v in kl.get_weights()])
+    np.testing.assert_allclose(hl(x).data, k2np(kl(x)), rtol=1e-5, atol=1e-5)
+
+
+def test_batch_normalization_in_training_updates_the_moving_statistics():
+    x = RNG.standard_normal((6, 4, 3)).astype("float32") * 2 + 1
+    kl, hl = keras.layers.BatchNormalization(momentum=0.9), layers.BatchNormalization(momentum=0.9)
+    kl(x)
+    hl(x)
+    hl.set_weights([k2np(v) for v in kl.get_weights()])
+    np.testing.assert_allclose(hl(x, training=True).data, k2np(kl(x, training=True)), 1e-5, 1e-5)
+    for a, b in zip(hl.get_weights(), kl.get_weights(), strict=True):
+        np.testing.assert_allclose(a, k2np(b), rtol=1e-5, atol=1e-6)
+
+
+def test_masked_sequences_through_embedding_and_lstm():
+    ids = np.array([[3, 1, 4, 0, 0], [0, 0, 2, 7, 1], [5, 9, 2, 6, 5]])
+
+    def model(m, lib):
+        return lib.Sequential(
+            [m.Embedding(10, 4, mask_zero=True), m.LSTM(3, return_sequences=True), m.LSTM(2)]
+        )
+
+    km = model(keras.layers, keras)
+    km(ids)
+    hm = model(layers, hpnn)
+    hm(ids)
+    hm.set_weights([k2np(v) for v in km.weights])
+    np.testing.assert_allclose(hm(ids).data, k2np(km(ids)), rtol=1e-5, atol=1e-6)
