@@ -7,9 +7,10 @@ part with single-threaded BLAS, so all cores work through the whole step; the
 parts' gradients are added and the optimizer steps once. NumPy and the compiled
 kernels release the GIL, so the threads run in parallel.
 
-When it applies (``HPNN_BATCH_THREADS=auto``, the default): a ``Sequential`` of
-hpnn's own layers containing a convolution, pooling or recurrent layer (a stack of
-``Dense`` layers is BLAS-bound and runs faster on threaded BLAS), NumPy arrays,
+When it applies (``HPNN_BATCH_THREADS=auto``, the default): a ``Sequential`` (or a
+functional model with one output) of hpnn's own layers containing a convolution,
+pooling or recurrent layer (a stack of ``Dense`` layers is BLAS-bound and runs
+faster on threaded BLAS), NumPy arrays,
 numpy's BLAS set to 2-4 threads (it then runs one thread per part), and at least
 ``MIN_PER_THREAD`` samples per part. Training additionally needs every layer to be
 deterministic and stateless in training (no Dropout, noise, augmentation or
@@ -99,6 +100,7 @@ _WORTH = (
 # Exact types (a subclass may keep state): sample by sample and deterministic in training.
 _TRAIN = (
     *_WORTH, "InputLayer", "Dense", "Flatten", "Activation", "GlobalAveragePooling1D",
+    "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
     "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Reshape",
     "Permute", "RepeatVector", "LayerNormalization", "Embedding", "ActivityRegularization",
     "Rescaling", "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Conv2DTranspose",
@@ -131,9 +133,15 @@ def _inner(layer):
 
 
 def _qualifies(model, training: bool) -> bool:
+    from hpnn.models.functional import Functional
     from hpnn.models.sequential import Sequential
 
-    if type(model) is not Sequential or not model.built:
+    if not model.built:
+        return False
+    if type(model) is Functional:
+        if model._multi_out:
+            return False  # each output's latest loss is kept on the shared loss object
+    elif type(model) is not Sequential:
         return False
     train, infer, worth = _layer_kinds()
     allowed = train if training else infer

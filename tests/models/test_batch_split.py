@@ -48,6 +48,16 @@ def cnn(seed=0, regularizer=None, activity=None):
     )
 
 
+def residual(seed=0):
+    """A functional model: a convolution branch added back onto its input."""
+    hpnn.utils.set_random_seed(seed)
+    inp = hpnn.Input((8, 8, 2))
+    h = layers.Conv2D(2, 3, padding="same", activation="relu")(inp)
+    x = layers.MaxPooling2D()(layers.add([inp, h]))
+    out = layers.Dense(3, activation="softmax")(layers.Flatten()(x))
+    return hpnn.Model(inp, out)
+
+
 def rnn(seed=0):
     hpnn.utils.set_random_seed(seed)
     return hpnn.Sequential(
@@ -88,8 +98,9 @@ def train_both(make, n, monkeypatch, steps=3):
         rnn,
         lambda: cnn(regularizer="l2"),
         lambda: cnn(activity=hpnn.regularizers.L1L2(l1=0.05, l2=0.05)),
+        residual,
     ],
-    ids=["cnn", "rnn", "cnn_l2", "cnn_activity"],
+    ids=["cnn", "rnn", "cnn_l2", "cnn_activity", "functional"],
 )
 @pytest.mark.parametrize("n", [12, 13])  # 3 equal parts; parts of 4, 4 and 5
 def test_split_step_gives_the_whole_batch_step(make, n, split, monkeypatch):
@@ -179,6 +190,12 @@ def test_where_it_applies(split):
     summed = compiled(cnn(), hpnn.losses.SparseCategoricalCrossentropy(reduction="sum"))
     assert batch_split.parts(summed, 12, training=True) is None
     assert batch_split.parts(summed, 12, training=False) is not None
+    assert batch_split.parts(compiled(residual()), 12, training=True) is not None
+    inp = hpnn.Input((8, 8, 2))
+    h = layers.Flatten()(layers.MaxPooling2D()(inp))
+    heads = hpnn.Model(inp, [layers.Dense(3)(h), layers.Dense(1)(h)])
+    heads.compile(optimizer="sgd", loss="mse")
+    assert batch_split.parts(heads, 12, training=True) is None  # several outputs
 
 
 def test_a_subclassed_layer_is_not_split(split):
