@@ -299,6 +299,8 @@ CONVERTERS = {
     hl.Dense: dense,
     hl.Flatten: flatten,
     hl.Dropout: identity,
+    hl.SpatialDropout1D: identity,
+    hl.SpatialDropout2D: identity,
     hl.ActivityRegularization: identity,  # a training loss only
     # augmentation: the identity outside training
     hl.RandomFlip: identity,

@@ -19,6 +19,8 @@ from hpnn.layers.core import (
     Flatten,
     Input,
     InputLayer,
+    SpatialDropout1D,
+    SpatialDropout2D,
 )
 from hpnn.layers.embedding import Embedding
 from hpnn.layers.merge import (
@@ -134,3 +136,5 @@ __all__ += [
 __all__ += ["Cropping2D", "Rescaling", "UpSampling2D", "ZeroPadding2D"]
 
 __all__ += ["Conv2DTranspose"]
+
+__all__ += ["SpatialDropout1D", "SpatialDropout2D"]

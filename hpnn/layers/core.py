@@ -130,18 +130,80 @@ class Dropout(Layer):
                 f"{self._where()}: rate must be a float in [0, 1). Received: rate={rate!r}"
             )
         if noise_shape is not None:
-            raise NotImplementedError("Dropout: noise_shape is not supported yet.")
+            noise_shape = tuple(noise_shape)
+            if not all(d is None or (isinstance(d, int) and d >= 1) for d in noise_shape):
+                raise ValueError(
+                    f"{self._where()}: noise_shape entries must be None or ints >= 1. "
+                    f"Received: noise_shape={noise_shape!r}"
+                )
+        self.noise_shape = noise_shape
         self.rate = float(rate)
         self.seed = seed
         self._rng = make_rng(seed)
 
+    def _noise_shape(self, shape):
+        """Keras' rule: None entries take the input's size; the rest must broadcast."""
+        if self.noise_shape is None:
+            return None
+        if len(self.noise_shape) != len(shape):
+            raise ValueError(
+                f"{self._where()}: noise_shape {self.noise_shape} must have the input's rank "
+                f"{len(shape)}. Received: shape={tuple(shape)}"
+            )
+        out = tuple(s if d is None else d for d, s in zip(self.noise_shape, shape, strict=True))
+        if any(d not in (1, s) for d, s in zip(out, shape, strict=True)):
+            raise ValueError(
+                f"{self._where()}: noise_shape {self.noise_shape} does not broadcast to the "
+                f"input. Received: shape={tuple(shape)}"
+            )
+        return out
+
     def call(self, x, training=False):
         if not training or self.rate == 0:
             return x
-        return ops.dropout(x, self.rate, self._rng)
+        return ops.dropout(x, self.rate, self._rng, self._noise_shape(x.shape))
 
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+        config = {**super().get_config(), "rate": self.rate, "seed": self.seed}
+        if self.noise_shape is not None:
+            config["noise_shape"] = self.noise_shape
+        return config
+
+
+class SpatialDropout1D(Dropout):
+    """Dropout of whole channels of ``(batch, steps, channels)``: one draw per sample and
+    channel, the same at every step (Keras' ``SpatialDropout1D``)."""
+
+    input_ndim = 3
+
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(rate, seed=seed, **kwargs)
+
+    def _noise_shape(self, shape):
+        return (shape[0], 1, shape[2])
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("noise_shape", None)
+        return config
+
+
+class SpatialDropout2D(SpatialDropout1D):
+    """Dropout of whole feature maps of ``(batch, height, width, channels)`` (Keras'
+    ``SpatialDropout2D``, channels-last)."""
+
+    input_ndim = 4
+
+    def __init__(self, rate, data_format=None, seed=None, **kwargs):
+        if data_format not in (None, "channels_last"):
+            raise ValueError(
+                "SpatialDropout2D: only data_format='channels_last' is supported. "
+                f"Received: data_format={data_format!r}"
+            )
+        super().__init__(rate, seed=seed, **kwargs)
+
+    def _noise_shape(self, shape):
+        return (shape[0], 1, 1, shape[3])
 
 
 class Activation(Layer):

@@ -107,7 +107,8 @@ _TRAIN = (
 )  # fmt: skip
 # Random or stateful in training only; sample by sample in inference.
 _INFER = (
-    "Dropout", "BatchNormalization", "GaussianNoise", "RandomFlip", "RandomTranslation",
+    "Dropout", "SpatialDropout1D", "SpatialDropout2D", "BatchNormalization", "GaussianNoise",
+    "RandomFlip", "RandomTranslation",
     "RandomRotation", "RandomZoom", "RandomContrast",
 )  # fmt: skip
 

@@ -301,3 +301,33 @@ def test_constructor_errors_name_the_layer_instance(make):
 def test_unexpected_keyword_argument():
     with pytest.raises(TypeError, match=r"Dense.*unexpected keyword"):
         layers.Dense(3, unitz=4)
+
+
+# -- noise_shape and spatial dropout -----------------------------------------------------------
+def test_dropout_noise_shape_drops_whole_axes():
+    x = np.ones((4, 5, 6), np.float32)
+    y = layers.Dropout(0.5, noise_shape=(None, 1, 6), seed=0)(x, training=True).data
+    assert np.all(y == y[:, :1, :])  # the same mask at every step
+    assert set(np.unique(y)) <= {0.0, 2.0} and 0 < (y == 0).mean() < 1
+    with pytest.raises(ValueError, match="does not broadcast"):
+        layers.Dropout(0.5, noise_shape=(None, 2, 6))(x, training=True)
+    assert layers.Dropout(0.5, noise_shape=(None, 1, 6)).get_config()["noise_shape"] == (
+        None,
+        1,
+        6,
+    )
+
+
+@pytest.mark.parametrize(
+    ("cls", "shape", "axes"),
+    [(layers.SpatialDropout1D, (8, 5, 16), (1,)), (layers.SpatialDropout2D, (8, 3, 4, 16), (1, 2))],
+)
+def test_spatial_dropout_drops_whole_feature_maps(cls, shape, axes):
+    x = np.ones(shape, np.float32)
+    layer = cls(0.5, seed=1)
+    np.testing.assert_array_equal(layer(x).data, x)  # inference: the identity
+    y = layer(x, training=True).data
+    first = y[(slice(None), *([0] * len(axes)))]  # (N, C) at the first position
+    assert np.all(y == first.reshape(shape[0], *([1] * len(axes)), shape[-1]))
+    assert 0.3 < (first == 0).mean() < 0.7 and set(np.unique(y)) <= {0.0, 2.0}
+    assert cls.from_config(layer.get_config()).rate == 0.5

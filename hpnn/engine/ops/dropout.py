@@ -6,13 +6,14 @@ from hpnn.engine.tensor import Function, Tensor
 
 
 class Dropout(Function):
-    def __init__(self, rate: float, rng):
-        self.rate, self.rng = rate, rng
+    def __init__(self, rate: float, rng, noise_shape=None):
+        self.rate, self.rng, self.noise_shape = rate, rng, noise_shape
 
     def forward(self, x):
         keep = 1.0 - self.rate
+        shape = x.shape if self.noise_shape is None else self.noise_shape
         # Draw on the host generator so runs are reproducible on every backend.
-        u = self.rng.random(x.shape, dtype="float64" if x.dtype == "float64" else "float32")
+        u = self.rng.random(shape, dtype="float64" if x.dtype == "float64" else "float32")
         mask = (u < keep).astype(x.dtype)
         mask *= x.dtype.type(1.0 / keep)
         if type(mask) is not type(x):  # pragma: no cover - GPU arrays
@@ -26,16 +27,18 @@ class Dropout(Function):
         return gy * self.mask
 
 
-def dropout(x, rate: float, rng) -> Tensor:
+def dropout(x, rate: float, rng, noise_shape=None) -> Tensor:
     """Zero each element with probability ``rate`` and scale survivors by ``1/(1-rate)``.
 
     Args:
         x: any tensor.
         rate: fraction to drop, in ``[0, 1)``.
         rng: a ``numpy.random.Generator`` (the layer's own).
+        noise_shape: the mask's shape, broadcast against ``x`` (a 1 drops or keeps a
+            whole axis together: ``(N, 1, 1, C)`` drops whole feature maps).
     """
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"dropout rate must be in [0, 1). Received: rate={rate}")
     if rate == 0.0:
         return x
-    return Dropout(rate, rng)(x)
+    return Dropout(rate, rng, None if noise_shape is None else tuple(noise_shape))(x)
