@@ -153,6 +153,19 @@ LAYER_CASES = {
     "conv2d_same_stride2": (lambda m: m.Conv2D(4, 3, strides=2, padding="same"), (2, 7, 8, 3)),
     "conv1d_causal": (lambda m: m.Conv1D(4, 3, padding="causal", activation="tanh"), (2, 9, 3)),
     "conv1d_same_stride2": (lambda m: m.Conv1D(4, 4, strides=2, padding="same"), (2, 9, 3)),
+    "conv2d_dilated_same": (
+        lambda m: m.Conv2D(4, 3, padding="same", dilation_rate=(2, 3)),
+        (2, 9, 11, 3),
+    ),
+    "conv2d_dilated_relu_pool": (
+        lambda m: m.Conv2D(4, 3, dilation_rate=2, activation="relu"),
+        (2, 9, 10, 1),
+    ),
+    "conv1d_causal_dilated": (
+        lambda m: m.Conv1D(4, 3, padding="causal", dilation_rate=2),
+        (2, 9, 3),
+    ),
+    "conv1d_same_dilated": (lambda m: m.Conv1D(4, 2, padding="same", dilation_rate=3), (2, 9, 3)),
     "maxpool2d_same": (lambda m: m.MaxPooling2D(3, strides=2, padding="same"), (2, 7, 8, 3)),
     # (symmetric padding: where 'same' pads unevenly, Keras' torch backend pads by repeating
     # the edge and averages it in; TensorFlow, JAX and hpnn leave the padding out)

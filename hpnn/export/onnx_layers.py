@@ -82,12 +82,15 @@ def conv2d(g, layer, x, shape):
     x = g.channels_first(x, 4)
     w = g.const(_w(layer.kernel).transpose(3, 2, 0, 1), "kernel")  # (O, C, KH, KW)
     inputs = [x, w] + ([g.const(layer.bias, "bias")] if layer.bias is not None else [])
-    pads = _pads(layer, shape, layer.kernel_size, layer.strides, layer.padding)
+    pairs = zip(layer.kernel_size, layer.dilation_rate, strict=True)
+    extents = [(k - 1) * d + 1 for k, d in pairs]  # 'same' pads for the dilated kernel
+    pads = _pads(layer, shape, extents, layer.strides, layer.padding)
     y = g.op(
         "Conv",
         inputs,
         kernel_shape=list(layer.kernel_size),
         strides=list(layer.strides),
+        dilations=list(layer.dilation_rate),
         pads=pads,
         like=x,
     )
@@ -129,12 +132,13 @@ def conv1d(g, layer, x, shape):
     x = g.channels_first(x, 3)
     w = g.const(_w(layer.kernel).transpose(2, 1, 0), "kernel")  # (O, C, K)
     inputs = [x, w] + ([g.const(layer.bias, "bias")] if layer.bias is not None else [])
-    k, s = layer.kernel_size, layer.strides
+    k, s, d = layer.kernel_size, layer.strides, layer.dilation_rate
+    extent = (k - 1) * d + 1
     if layer.padding == "causal":
-        pads = [k - 1, 0]
+        pads = [extent - 1, 0]
     else:
-        pads = _pads(layer, shape, (k,), (s,), layer.padding)
-    y = g.op("Conv", inputs, kernel_shape=[k], strides=[s], pads=pads, like=x)
+        pads = _pads(layer, shape, (extent,), (s,), layer.padding)
+    y = g.op("Conv", inputs, kernel_shape=[k], strides=[s], dilations=[d], pads=pads, like=x)
     return activation(g, layer, layer.activation, y, 3)
 
 

@@ -62,8 +62,12 @@ class Conv2D(KernelLayer):
         self.strides = normalize_tuple(strides, 2, "strides", owner)
         self.padding = _padding(padding, owner)
         _data_format(data_format, owner)
-        if normalize_tuple(dilation_rate, 2, "dilation_rate", owner) != (1, 1):
-            raise NotImplementedError(f"{owner}: dilation_rate other than 1 is not supported yet.")
+        self.dilation_rate = normalize_tuple(dilation_rate, 2, "dilation_rate", owner)
+        if self.dilation_rate != (1, 1) and self.strides != (1, 1):
+            raise ValueError(
+                f"{owner}: strides > 1 and dilation_rate > 1 cannot be combined (as in "
+                f"Keras). Received: strides={self.strides}, dilation_rate={self.dilation_rate}"
+            )
         self._kernel_args(
             activation,
             use_bias,
@@ -80,13 +84,15 @@ class Conv2D(KernelLayer):
         self._build_kernel((*self.kernel_size, c, self.filters), c, self.filters)
 
     def call(self, x, training=False):
-        y = ops.conv2d(x, self.kernel, self.bias, self.strides, self.padding)
+        y = ops.conv2d(x, self.kernel, self.bias, self.strides, self.padding, self.dilation_rate)
         return self.activation(y)
 
     def compute_output_shape(self, input_shape):
         n, h, w, _ = input_shape
         out = []
-        for size, k, s in zip((h, w), self.kernel_size, self.strides, strict=True):
+        pairs = zip(self.kernel_size, self.dilation_rate, strict=True)
+        extents = [(k - 1) * d + 1 for k, d in pairs]
+        for size, k, s in zip((h, w), extents, self.strides, strict=True):
             o = None if size is None else conv_output_length(size, k, s, self.padding)
             if o is not None and o <= 0:
                 raise ValueError(
@@ -103,6 +109,7 @@ class Conv2D(KernelLayer):
             "kernel_size": self.kernel_size,
             "strides": self.strides,
             "padding": self.padding,
+            "dilation_rate": self.dilation_rate,
         }
 
 
@@ -299,8 +306,14 @@ class Conv1D(KernelLayer):
         (self.strides,) = normalize_tuple(strides, 1, "strides", owner)
         self.padding = _padding(padding, owner, ("valid", "same", "causal"))
         _data_format(data_format, owner, "(N, steps, C)")
-        if normalize_tuple(dilation_rate, 1, "dilation_rate", owner) != (1,) or groups != 1:
-            raise NotImplementedError(f"{owner}: dilation_rate and groups other than 1.")
+        (self.dilation_rate,) = normalize_tuple(dilation_rate, 1, "dilation_rate", owner)
+        if groups != 1:
+            raise NotImplementedError(f"{owner}: groups other than 1 is not supported yet.")
+        if self.dilation_rate != 1 and self.strides != 1:
+            raise ValueError(
+                f"{owner}: strides > 1 and dilation_rate > 1 cannot be combined (as in "
+                f"Keras). Received: strides={self.strides}, dilation_rate={self.dilation_rate}"
+            )
         self._kernel_args(
             activation,
             use_bias,
@@ -318,14 +331,14 @@ class Conv1D(KernelLayer):
 
     def call(self, x, training=False):
         n, steps, c = x.shape
-        k, padding = self.kernel_size, self.padding
+        k, padding, d = self.kernel_size, self.padding, self.dilation_rate
         x4 = ops.reshape(x, (n, 1, steps, c))
-        if padding == "causal":
-            zeros = Tensor(get_xp(x.data).zeros((n, 1, k - 1, c), dtype=x.dtype))
+        if padding == "causal":  # the dilated kernel's extent minus one, on the left
+            zeros = Tensor(get_xp(x.data).zeros((n, 1, (k - 1) * d, c), dtype=x.dtype))
             x4 = ops.concatenate([zeros, x4], axis=2) if k > 1 else x4
             padding = "valid"
         w4 = ops.reshape(self.kernel, (1, k, c, self.filters))
-        y = ops.conv2d(x4, w4, self.bias, (1, self.strides), padding)
+        y = ops.conv2d(x4, w4, self.bias, (1, self.strides), padding, (1, d))
         return self.activation(ops.reshape(y, (n, y.shape[2], self.filters)))
 
     def compute_output_shape(self, input_shape):
@@ -335,7 +348,8 @@ class Conv1D(KernelLayer):
             if self.padding == "causal":  # left-padded by k - 1, then 'valid'
                 out = (steps - 1) // self.strides + 1
             else:
-                out = conv_output_length(steps, self.kernel_size, self.strides, self.padding)
+                extent = (self.kernel_size - 1) * self.dilation_rate + 1
+                out = conv_output_length(steps, extent, self.strides, self.padding)
             if out <= 0:
                 raise ValueError(
                     f"{self._where()}: {steps} steps are fewer than kernel_size="
@@ -350,4 +364,5 @@ class Conv1D(KernelLayer):
             "kernel_size": self.kernel_size,
             "strides": self.strides,
             "padding": self.padding,
+            "dilation_rate": self.dilation_rate,
         }

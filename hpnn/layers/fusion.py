@@ -20,7 +20,7 @@ def conv_relu_maxpool(conv: Conv2D, pool: MaxPooling2D):
 
     def run(x, training=False):
         conv.check_input_shape(x.shape)
-        z = ops.conv2d(x, conv.kernel, conv.bias, conv.strides, conv.padding)
+        z = ops.conv2d(x, conv.kernel, conv.bias, conv.strides, conv.padding, conv.dilation_rate)
         return ops.max_pool2d(z, pool.pool_size, pool.strides, pool.padding, relu=True)
 
     return run

@@ -150,6 +150,8 @@ CASES = {
             Input(shape=(10, 4)),
             layers.Conv1D(5, 3, padding="causal", activation="elu"),
             layers.SpatialDropout1D(0.2),
+            layers.Conv1D(5, 3, padding="causal", dilation_rate=2),
+            layers.Conv1D(5, 2, padding="same", dilation_rate=3),
             layers.Conv1D(4, 4, strides=2, padding="same"),
             layers.MaxPooling1D(2, padding="same"),
             layers.AveragePooling1D(2, strides=1),
@@ -290,6 +292,7 @@ CASES["image_layers"] = (
         Input(shape=(9, 9, 3)),
         layers.Rescaling(0.5, offset=-1.0),
         layers.SpatialDropout2D(0.3),
+        layers.Conv2D(3, 3, padding="same", dilation_rate=(2, 1)),
         layers.ZeroPadding2D(((1, 2), (0, 1))),
         layers.Conv2D(4, 3, activation="relu"),  # channels-first in ONNX from here
         layers.Cropping2D(((1, 0), (2, 1))),

@@ -439,3 +439,47 @@ def test_conv2d_transpose_config_and_errors():
         layers.Conv2DTranspose(4, 3, strides=2, output_padding=2)
     with pytest.raises(NotImplementedError, match="dilation_rate"):
         layers.Conv2DTranspose(4, 3, dilation_rate=2)
+
+
+# -- dilation ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("channels", "dilation", "strides", "padding"),
+    [(3, (2, 2), (1, 1), "valid"), (1, (2, 3), (1, 1), "valid"), (5, (1, 2), (1, 1), "same"),
+     (4, (3, 1), (2, 2), "valid")],  # (the op takes strides with dilation; the layer does not)
+)  # fmt: skip
+def test_dilated_convolution_matches_torch_and_its_gradients(channels, dilation, strides, padding):
+    torch = pytest.importorskip("torch")
+    from hpnn.engine.ops.conv import pad_amounts
+
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((2, 11, 12, channels)), rng.standard_normal((3, 3, channels, 4))
+    b = rng.standard_normal(4)
+    y = ops.conv2d(x, w, b, strides, padding, dilation).data
+    xt = torch.tensor(x).permute(0, 3, 1, 2)
+    (pt, pb), (pl, pr) = (
+        pad_amounts(n, 2 * d + 1, s, padding)
+        for n, d, s in zip((11, 12), dilation, strides, strict=True)
+    )
+    xt = torch.nn.functional.pad(xt, (pl, pr, pt, pb))
+    want = torch.nn.functional.conv2d(
+        xt, torch.tensor(w).permute(3, 2, 0, 1), torch.tensor(b), stride=strides, dilation=dilation
+    )
+    np.testing.assert_allclose(y, want.permute(0, 2, 3, 1).numpy(), rtol=1e-10, atol=1e-10)
+    small = x[:, :7, :8]
+    check_grad(lambda a, k, bb: ops.conv2d(a, k, bb, strides, padding, dilation), [small, w, b])
+
+
+def test_dilated_conv_relu_pool_fusion_and_layer_rules():
+    hpnn.utils.set_random_seed(0)
+    conv = layers.Conv2D(3, 3, dilation_rate=2, activation="relu")
+    fused = hpnn.Sequential([hpnn.Input((10, 10, 2)), conv, layers.MaxPooling2D()])
+    x = np.random.default_rng(1).standard_normal((2, 10, 10, 2)).astype(np.float32)
+    alone = layers.MaxPooling2D()(conv(x)).data  # the layers one by one
+    np.testing.assert_allclose(fused.predict(x, verbose=0), alone, rtol=1e-6)
+    assert conv.compute_output_shape((None, 10, 10, 2)) == (None, 6, 6, 3)
+    assert layers.Conv1D(2, 3, padding="causal", dilation_rate=4).compute_output_shape(
+        (None, 9, 1)
+    ) == (None, 9, 2)
+    with pytest.raises(ValueError, match="strides > 1 and dilation_rate > 1"):
+        layers.Conv2D(3, 3, strides=2, dilation_rate=2)
+    assert layers.Conv2D(3, 3, dilation_rate=2).get_config()["dilation_rate"] == (2, 2)

@@ -56,19 +56,22 @@ class Conv2D(Function):
     channels the columns are tap-major instead, ``(K, N*OH*OW)``.
     """
 
-    def __init__(self, strides=(1, 1), padding="valid"):
+    def __init__(self, strides=(1, 1), padding="valid", dilation=(1, 1)):
         self.strides = strides
         self.padding = padding
+        self.dilation = tuple(dilation)
 
     def forward(self, x, w, b=None):
         xp = get_xp(x)
         n, h, wd, c = x.shape
         kh, kw, _, o = w.shape
         sh, sw = self.strides
-        self.pads = (pad_amounts(h, kh, sh, self.padding), pad_amounts(wd, kw, sw, self.padding))
+        dh, dw = self.dilation
+        eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1  # the dilated kernel's extent
+        self.pads = (pad_amounts(h, eh, sh, self.padding), pad_amounts(wd, ew, sw, self.padding))
         xp_ = pad_hw(x, self.pads)
-        oh = (xp_.shape[1] - kh) // sh + 1
-        ow = (xp_.shape[2] - kw) // sw + 1
+        oh = (xp_.shape[1] - eh) // sh + 1
+        ow = (xp_.shape[2] - ew) // sw + 1
         k = kh * kw * c
         kb = k + (b is not None)
         w2 = xp.empty((kb, o), dtype=x.dtype)  # the kernel as a matrix, then the bias row
@@ -83,7 +86,7 @@ class Conv2D(Function):
             cols_t = xp.empty((kb, n, oh, ow), dtype=x.dtype)
             for p in range(kh):
                 for q in range(kw):
-                    tap = xp_[:, p : p + sh * oh : sh, q : q + sw * ow : sw, :]
+                    tap = xp_[:, p * dh :: sh, q * dw :: sw, :][:, :oh, :ow]
                     cols_t[(p * kw + q) * c : (p * kw + q + 1) * c] = tap.transpose(3, 0, 1, 2)
             if b is not None:
                 cols_t[k] = 1
@@ -97,7 +100,7 @@ class Conv2D(Function):
             for s in range(0, n, chunk):
                 m = min(chunk, n - s)
                 part = cols[s * per : (s + m) * per] if keep else cols[: m * per]
-                im2col_into(part, xp_[s : s + m], kh, kw, sh, sw, oh, ow)
+                im2col_into(part, xp_[s : s + m], kh, kw, sh, sw, oh, ow, self.dilation)
                 xp.matmul(part, w2, out=y[s * per : (s + m) * per])
             self.chunk, self.cols = chunk, cols if keep else None  # else rebuilt in backward
         self.x_shape, self.padded_shape, self.out_hw = x.shape, xp_.shape, (oh, ow)
@@ -116,9 +119,10 @@ class Conv2D(Function):
         gxp = buf = wt = kern = None
         if need[0]:
             # per chunk: one matmul back to (rows, K) columns, then each tap's column
-            # block added into its strided window (compiled: one call, same order)
+            # block added into its strided window (compiled: one call, same order; the
+            # compiled kernel knows no dilation, for which the NumPy loop runs)
             gxp = xp.zeros(self.padded_shape, dtype=gy.dtype)
-            kern = kernels.convolution(gy2, gxp)
+            kern = kernels.convolution(gy2, gxp) if self.dilation == (1, 1) else None
             wt = xp.ascontiguousarray(self.w.reshape(k, o).T)  # (O, K)
             buf = xp.empty((chunk * per, k), dtype=gy.dtype)
         cols = self.cols
@@ -134,7 +138,7 @@ class Conv2D(Function):
             m = min(chunk, n - s)
             g = gy2[s * per : (s + m) * per]
             if want_w:  # columns rebuilt chunk by chunk
-                im2col_into(cols, self.xp_[s : s + m], kh, kw, sh, sw, oh, ow)
+                im2col_into(cols, self.xp_[s : s + m], kh, kw, sh, sw, oh, ow, self.dilation)
                 g2 += cols[: m * per].T @ g
             if need[0]:
                 b = buf[: m * per]
@@ -142,10 +146,11 @@ class Conv2D(Function):
                 if kern is not None:
                     kern.col2im_add(b, kh, kw, sh, sw, oh, ow, gxp[s : s + m])
                 else:
+                    dh, dw = self.dilation
                     for p in range(kh):
                         for q in range(kw):
                             t = (p * kw + q) * c
-                            win = gxp[s : s + m, p : p + sh * oh : sh, q : q + sw * ow : sw, :]
+                            win = gxp[s : s + m, p * dh :: sh, q * dw :: sw, :][:, :oh, :ow]
                             win += b[:, t : t + c].reshape(m, oh, ow, c)
         gx = None
         if need[0]:
@@ -167,7 +172,7 @@ def _column_buffer(xp, rows, k, kb, dtype):
     return cols
 
 
-def _patches(x, kh, kw, sh, sw, oh, ow):
+def _patches(x, kh, kw, sh, sw, oh, ow, dilation=(1, 1)):
     """The patches of NHWC ``x`` as a ``(N, OH, OW, KH, KW*C)`` strided view (no copy).
 
     For a fixed kernel row, the KW taps times C channels of one patch are adjacent
@@ -180,20 +185,28 @@ def _patches(x, kh, kw, sh, sw, oh, ow):
     # strides the input had (a view such as x[..., None] has a 0 stride on C).
     rows = xp.ascontiguousarray(x).reshape(n, h, w * c)
     s_n, s_h, s_e = rows.strides
+    dh, dw = dilation
+    if dw != 1:  # the taps of a row are not adjacent: (N, OH, OW, KH, KW, C)
+        return xp.lib.stride_tricks.as_strided(
+            rows,
+            shape=(n, oh, ow, kh, kw, c),
+            strides=(s_n, sh * s_h, sw * c * s_e, dh * s_h, dw * c * s_e, s_e),
+        )
     return xp.lib.stride_tricks.as_strided(
-        rows, shape=(n, oh, ow, kh, kw * c), strides=(s_n, sh * s_h, sw * c * s_e, s_h, s_e)
+        rows, shape=(n, oh, ow, kh, kw * c), strides=(s_n, sh * s_h, sw * c * s_e, dh * s_h, s_e)
     )
 
 
-def im2col_into(cols, x, kh, kw, sh, sw, oh, ow):
+def im2col_into(cols, x, kh, kw, sh, sw, oh, ow, dilation=(1, 1)):
     """Write the patches of ``x`` (see :func:`_patches`) into the first
     ``N*OH*OW`` rows and ``KH*KW*C`` columns of the matrix ``cols``."""
     xp = get_xp(x)
     n, _h, _w, c = x.shape
     rows = n * oh * ow
     dest = cols[:rows].reshape(n, oh, ow, cols.shape[1])[..., : kh * kw * c]
-    dest = dest.reshape(n, oh, ow, kh, kw * c)  # a view: the last axis is contiguous
-    xp.copyto(dest, _patches(x, kh, kw, sh, sw, oh, ow))
+    patches = _patches(x, kh, kw, sh, sw, oh, ow, dilation)
+    dest = dest.reshape(patches.shape)  # a view: the last axis is contiguous
+    xp.copyto(dest, patches)
 
 
 def conv_transpose_length(n: int, k: int, stride: int, padding: str, output_padding=None) -> int:
@@ -295,7 +308,7 @@ def conv2d_transpose(
     return f(x, w) if b is None else f(x, w, b)
 
 
-def conv2d(x, w, b=None, strides=(1, 1), padding: str = "valid") -> Tensor:
+def conv2d(x, w, b=None, strides=(1, 1), padding: str = "valid", dilation=(1, 1)) -> Tensor:
     """2-D convolution (cross-correlation, as in every framework) on NHWC input.
 
     Args:
@@ -305,8 +318,10 @@ def conv2d(x, w, b=None, strides=(1, 1), padding: str = "valid") -> Tensor:
         strides: ``(sh, sw)``.
         padding: ``"valid"`` or ``"same"`` (TF rules: odd padding goes after).
 
+        dilation: ``(dh, dw)``, the spacing of the kernel's taps (Keras' dilation_rate).
+
     Returns:
         ``(N, OH, OW, O)``.
     """
-    f = Conv2D(tuple(strides), padding)
+    f = Conv2D(tuple(strides), padding, tuple(dilation))
     return f(x, w) if b is None else f(x, w, b)
