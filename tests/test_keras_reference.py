@@ -229,3 +229,25 @@ def test_masked_sequences_through_embedding_and_lstm():
     hm(ids)
     hm.set_weights([k2np(v) for v in km.weights])
     np.testing.assert_allclose(hm(ids).data, k2np(km(ids)), rtol=1e-5, atol=1e-6)
+
+
+def test_multi_head_attention():
+    q = RNG.standard_normal((2, 5, 8)).astype("float32")
+    v = RNG.standard_normal((2, 7, 6)).astype("float32")
+    k = RNG.standard_normal((2, 7, 4)).astype("float32")
+    mask = RNG.random((2, 5, 7)) > 0.3
+    kl = keras.layers.MultiHeadAttention(3, 4, value_dim=5)
+    kout, kscores = kl(q, v, key=k, attention_mask=mask, return_attention_scores=True)
+    hl = layers.MultiHeadAttention(3, 4, value_dim=5)
+    hl(q, v, key=k)
+    hl.set_weights([k2np(w) for w in kl.weights])
+    hout, hscores = hl(q, v, key=k, attention_mask=mask, return_attention_scores=True)
+    np.testing.assert_allclose(hout.data, k2np(kout), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(hscores.data, k2np(kscores), rtol=1e-5, atol=1e-7)
+    kc = keras.layers.MultiHeadAttention(2, 3, output_shape=10)
+    kc(q, q)
+    hc = layers.MultiHeadAttention(2, 3, output_shape=10)
+    hc(q, q)
+    hc.set_weights([k2np(w) for w in kc.weights])
+    want = k2np(kc(q, q, use_causal_mask=True))
+    np.testing.assert_allclose(hc(q, q, use_causal_mask=True).data, want, rtol=1e-5, atol=1e-6)

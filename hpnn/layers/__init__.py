@@ -1,5 +1,6 @@
 """Layers with Keras 3 names: ``hpnn.layers.Dense`` is ``keras.layers.Dense``."""
 
+from hpnn.layers.attention import MultiHeadAttention
 from hpnn.layers.base import Layer
 from hpnn.layers.bidirectional import Bidirectional
 from hpnn.layers.conv import (
@@ -138,3 +139,5 @@ __all__ += ["Cropping2D", "Rescaling", "UpSampling2D", "ZeroPadding2D"]
 __all__ += ["Conv2DTranspose"]
 
 __all__ += ["SpatialDropout1D", "SpatialDropout2D"]
+
+__all__ += ["MultiHeadAttention"]

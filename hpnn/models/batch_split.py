@@ -96,6 +96,7 @@ def single_threaded_blas():
 _WORTH = (
     "Conv1D", "Conv2D", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D",
     "AveragePooling2D", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed",
+    "MultiHeadAttention",
 )  # fmt: skip
 # Exact types (a subclass may keep state): sample by sample and deterministic in training.
 _TRAIN = (
