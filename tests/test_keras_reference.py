@@ -251,3 +251,17 @@ def test_multi_head_attention():
     hc.set_weights([k2np(w) for w in kc.weights])
     want = k2np(kc(q, q, use_causal_mask=True))
     np.testing.assert_allclose(hc(q, q, use_causal_mask=True).data, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "shape", "batched"),
+    [({}, (40, 5), False), ({"axis": None}, (40, 3, 2), True),
+     ({"axis": (1, 2)}, (30, 3, 4), False), ({"invert": True}, (40, 5), False)],
+)  # fmt: skip
+def test_normalization_adapt(kwargs, shape, batched):
+    x = (RNG.normal(3.0, 2.0, shape)).astype("float32")
+    kl, hl = keras.layers.Normalization(**kwargs), layers.Normalization(**kwargs)
+    kl.adapt(x)  # (Keras' torch backend adapts on arrays; hpnn also from batches)
+    hl.adapt([x[:17], x[17:]] if batched else x)
+    np.testing.assert_allclose(hl.mean.numpy(), k2np(kl.mean).reshape(hl.mean.shape), rtol=1e-5)
+    np.testing.assert_allclose(hl(x).data, k2np(kl(x)), rtol=1e-4, atol=1e-5)

@@ -266,6 +266,15 @@ def rescaling(g, layer, x, shape):
     return g.op("Add", [y, g.const([layer.offset], "offset")], like=y) if layer.offset else y
 
 
+def normalization(g, layer, x, shape):
+    x = g.channels_last(x, len(shape))  # the statistics are laid out as hpnn's axes
+    mean = _w(layer.mean).reshape((1, *layer._broadcast))
+    std = np.maximum(np.sqrt(_w(layer.variance)), 1e-7).reshape((1, *layer._broadcast))
+    if layer.invert:
+        return g.op("Add", [g.op("Mul", [x, g.const(std, "std")]), g.const(mean, "mean")])
+    return g.op("Div", [g.op("Sub", [x, g.const(mean, "mean")]), g.const(std, "std")])
+
+
 def zero_padding(g, layer, x, shape):
     (t, b), (le, r) = layer.padding
     x = g.channels_first(x, 4)
@@ -315,6 +324,7 @@ CONVERTERS = {
     hl.GaussianNoise: identity,
     hl.Activation: activation_layer,
     hl.Rescaling: rescaling,
+    hl.Normalization: normalization,
     hl.ZeroPadding2D: zero_padding,
     hl.Cropping2D: cropping,
     hl.UpSampling2D: upsampling,

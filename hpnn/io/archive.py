@@ -56,7 +56,8 @@ def atomic_write(path):
 
 def _npy_bytes(a: np.ndarray) -> bytes:
     buf = io.BytesIO()
-    np.lib.format.write_array(buf, np.ascontiguousarray(a), allow_pickle=False)
+    # (np.asarray keeps a 0-d array 0-d; np.ascontiguousarray would make it 1-d)
+    np.lib.format.write_array(buf, np.asarray(a, order="C"), allow_pickle=False)
     return buf.getvalue()
 
 

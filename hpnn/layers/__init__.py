@@ -57,7 +57,13 @@ from hpnn.layers.pooling import (
 )
 from hpnn.layers.recurrent import GRU, LSTM, SimpleRNN
 from hpnn.layers.reshaping import Permute, RepeatVector, Reshape, TimeDistributed
-from hpnn.layers.spatial import Cropping2D, Rescaling, UpSampling2D, ZeroPadding2D
+from hpnn.layers.spatial import (
+    Cropping2D,
+    Normalization,
+    Rescaling,
+    UpSampling2D,
+    ZeroPadding2D,
+)
 
 __all__ = [
     "GRU",
@@ -141,3 +147,5 @@ __all__ += ["Conv2DTranspose"]
 __all__ += ["SpatialDropout1D", "SpatialDropout2D"]
 
 __all__ += ["MultiHeadAttention"]
+
+__all__ += ["Normalization"]

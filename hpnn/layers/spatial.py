@@ -1,9 +1,11 @@
-"""Image layers without weights, as Keras has them: ``Rescaling``, ``ZeroPadding2D``,
-``Cropping2D`` and ``UpSampling2D`` (channels-last ``(N, H, W, C)``)."""
+"""Preprocessing and image layers, as Keras has them: ``Rescaling``, ``Normalization``,
+``ZeroPadding2D``, ``Cropping2D`` and ``UpSampling2D`` (channels-last ``(N, H, W, C)``)."""
 
 from __future__ import annotations
 
 import numbers
+
+import numpy as np
 
 from hpnn.engine import ops
 from hpnn.layers.base import Layer
@@ -142,3 +144,107 @@ class UpSampling2D(Layer):
 
     def get_config(self):
         return {**super().get_config(), "size": self.size, "interpolation": self.interpolation}
+
+
+class Normalization(Layer):
+    """``(x - mean) / max(sqrt(variance), epsilon)`` per feature, as Keras'
+    ``Normalization``: the statistics are given (``mean=``, ``variance=``) or computed
+    from data with ``adapt(data)`` before training; ``invert=True`` undoes it.
+
+    ``axis``: the axes that keep their own statistics (default the last); None for
+    one mean and variance over everything.
+    """
+
+    supports_masking = True
+
+    def __init__(self, axis=-1, mean=None, variance=None, invert=False, **kwargs):
+        super().__init__(**kwargs)
+        if (mean is None) != (variance is None):
+            raise ValueError(
+                f"{self._where()}: mean and variance must be given together. "
+                f"Received: mean={mean!r}, variance={variance!r}"
+            )
+        self.axis = () if axis is None else (axis,) if isinstance(axis, int) else tuple(axis)
+        self.input_mean, self.input_variance, self.invert = mean, variance, bool(invert)
+
+    def _axes(self, shape):
+        ndim = len(shape)
+        if any(not -ndim <= a < ndim for a in self.axis):
+            raise ValueError(
+                f"{self._where()}: axis {self.axis} is outside inputs of rank {ndim}. "
+                f"Received: shape={tuple(shape)}"
+            )
+        keep = tuple(sorted(a % ndim for a in self.axis))
+        if 0 in keep:
+            raise ValueError(f"{self._where()}: axis must not include the batch axis 0.")
+        return keep, tuple(d for d in range(ndim) if d not in keep)
+
+    def build(self, input_shape):
+        keep, _ = self._axes(input_shape)
+        if any(input_shape[d] is None for d in keep):
+            raise ValueError(
+                f"{self._where()}: the axes {keep} must have known sizes. "
+                f"Received: shape={tuple(input_shape)}"
+            )
+        self._keep = keep
+        self._broadcast = tuple(
+            input_shape[d] if d in keep else 1 for d in range(1, len(input_shape))
+        )
+        stats_shape = tuple(input_shape[d] for d in keep)
+        self.mean = self.add_weight(stats_shape, "zeros", "mean", trainable=False)
+        self.variance = self.add_weight(stats_shape, "ones", "variance", trainable=False)
+        self.count = self.add_weight((), "zeros", "count", trainable=False)
+        if self.input_mean is not None:
+            self.mean.assign(np.broadcast_to(self.input_mean, stats_shape))
+            self.variance.assign(np.broadcast_to(self.input_variance, stats_shape))
+        self.built = True
+
+    def adapt(self, data, batch_size=None, steps=None):
+        """Set the mean and variance from ``data``: an array, or batches (a list, a
+        generator or a PyDataset of arrays or ``(x, ...)`` tuples)."""
+        from hpnn.data import pydataset
+
+        if isinstance(data, np.ndarray) or hasattr(data, "__array__"):
+            batches = [np.asarray(data)]
+        else:
+            source = data if pydataset.is_batched(data) else iter(data)
+            batches = (
+                np.asarray(b[0] if isinstance(b, tuple) else b)
+                for b in pydataset.epoch_batches(source, steps)
+            )
+        total = total_sq = None
+        count = 0
+        for b in batches:
+            b = b.astype(np.float64)
+            if not self.built:
+                self.build_for((None, *b.shape[1:]))
+            keep, reduce = self._axes(b.shape)
+            if tuple(b.shape[d] for d in keep) != tuple(self.mean.shape):
+                raise ValueError(
+                    f"{self._where()}: adapt() data of shape {b.shape} does not fit statistics "
+                    f"of shape {tuple(self.mean.shape)}."
+                )
+            s, sq = b.sum(axis=reduce), (b * b).sum(axis=reduce)
+            total = s if total is None else total + s
+            total_sq = sq if total_sq is None else total_sq + sq
+            count += int(np.prod([b.shape[d] for d in reduce]))
+        if not count:
+            raise ValueError(f"{self._where()}: adapt() received no data.")
+        mean = total / count
+        self.mean.assign(mean)
+        self.variance.assign(np.maximum(total_sq / count - mean * mean, 0.0))
+        self.count.assign(np.asarray(count, dtype=self.count.dtype))
+
+    def call(self, x, training=False):
+        mean = ops.reshape(self.mean, self._broadcast)
+        std = ops.maximum(ops.sqrt(ops.reshape(self.variance, self._broadcast)), 1e-7)
+        if self.invert:
+            return x * std + mean
+        return (x - mean) / std
+
+    def get_config(self):
+        config = {**super().get_config(), "axis": self.axis, "invert": self.invert}
+        if self.input_mean is not None:
+            config["mean"] = np.asarray(self.input_mean).tolist()
+            config["variance"] = np.asarray(self.input_variance).tolist()
+        return config

@@ -105,6 +105,7 @@ _TRAIN = (
     "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Reshape",
     "Permute", "RepeatVector", "LayerNormalization", "Embedding", "ActivityRegularization",
     "Rescaling", "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Conv2DTranspose",
+    "Normalization",
 )  # fmt: skip
 # Random or stateful in training only; sample by sample in inference.
 _INFER = (

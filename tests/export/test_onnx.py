@@ -55,6 +55,7 @@ CASES = {
     "mlp": (
         lambda: [
             Input(shape=(6,)),
+            layers.Normalization(mean=[0.5] * 6, variance=[2.0, 1, 3, 1, 0.5, 4]),
             layers.Dense(5, activation="relu", activity_regularizer="l2"),
             layers.Dropout(0.5),
             layers.ActivityRegularization(l1=0.01),
@@ -291,6 +292,8 @@ CASES["image_layers"] = (
     lambda: [
         Input(shape=(9, 9, 3)),
         layers.Rescaling(0.5, offset=-1.0),
+        layers.Normalization(axis=(2, 3), mean=0.1, variance=2.0),
+        layers.Normalization(invert=True, mean=[1.0, 2.0, 3.0], variance=[1.0, 4.0, 9.0]),
         layers.SpatialDropout2D(0.3),
         layers.Conv2D(3, 3, padding="same", dilation_rate=(2, 1)),
         layers.ZeroPadding2D(((1, 2), (0, 1))),

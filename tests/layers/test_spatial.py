@@ -77,3 +77,26 @@ def test_configs_round_trip_and_bad_arguments():
         layers.ZeroPadding2D(data_format="channels_first")
     with pytest.raises(ValueError, match="expected input of rank 4"):
         layers.UpSampling2D()(np.zeros((2, 3, 4)))
+
+
+def test_normalization_given_statistics_adapt_and_save(tmp_path):
+    layer = layers.Normalization(mean=[1.0, 2.0], variance=[4.0, 0.0])
+    x = np.array([[3.0, 2.0], [1.0, 5.0]], np.float32)
+    # a zero variance divides by epsilon (Keras), not by zero
+    np.testing.assert_allclose(layer(x).data, [[1.0, 0.0], [0.0, 3e7]], rtol=1e-6)
+    data = np.random.default_rng(0).normal(5, 3, (64, 3))
+    adapted = layers.Normalization()
+    adapted.adapt(b for b in np.split(data, 4))  # batches from a generator
+    np.testing.assert_allclose(adapted.mean.numpy(), data.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(adapted.variance.numpy(), data.var(0), rtol=1e-5)
+    model = hpnn.Sequential([hpnn.Input((3,)), adapted, layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(data, data[:, :1], epochs=1, verbose=0)
+    np.testing.assert_allclose(adapted.mean.numpy(), data.mean(0), rtol=1e-5)  # not trained
+    model.save(tmp_path / "n.hpnn")
+    loaded = hpnn.models.load_model(tmp_path / "n.hpnn")
+    np.testing.assert_array_equal(loaded.predict(data, verbose=0), model.predict(data, verbose=0))
+    with pytest.raises(ValueError, match="mean and variance must be given together"):
+        layers.Normalization(mean=1.0)
+    with pytest.raises(ValueError, match="adapt\\(\\) received no data"):
+        layers.Normalization().adapt([])

@@ -122,6 +122,21 @@ def test_crash_inside_the_file_write_leaves_no_partial_file(tmp_path, monkeypatc
     assert list(tmp_path.iterdir()) == []
 
 
+def test_archive_keeps_every_shape_and_dtype_scalars_included(tmp_path):
+    arrays = {
+        "scalar": np.asarray(3.5, np.float32),
+        "count": np.asarray(7, np.int64),
+        "empty": np.zeros((0, 4), np.float32),
+        "fortran": np.asfortranarray(np.arange(6.0).reshape(2, 3)),
+    }
+    archive.write_archive(tmp_path / "a.hpnn", {"k": 1}, arrays)
+    document, back = archive.read_archive(tmp_path / "a.hpnn")
+    assert document == {"k": 1}
+    for name, a in arrays.items():
+        assert back[name].shape == a.shape and back[name].dtype == a.dtype, name
+        np.testing.assert_array_equal(back[name], a)
+
+
 def _run(args, **kw):
     env = dict(os.environ, PYTHONPATH=str(Path(hpnn.__file__).parent.parent))
     return subprocess.Popen([sys.executable, str(WORKER), *args], env=env, **kw)
