@@ -265,3 +265,16 @@ def test_normalization_adapt(kwargs, shape, batched):
     hl.adapt([x[:17], x[17:]] if batched else x)
     np.testing.assert_allclose(hl.mean.numpy(), k2np(kl.mean).reshape(hl.mean.shape), rtol=1e-5)
     np.testing.assert_allclose(hl(x).data, k2np(kl(x)), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("shapes", "axes", "normalize"),
+    [([(2, 4), (2, 4)], 1, False), ([(2, 3, 4), (2, 5, 4)], 2, True),
+     ([(2, 4, 3), (2, 5, 4)], (1, 2), False)],
+)  # fmt: skip
+def test_dot(shapes, axes, normalize):
+    a = RNG.standard_normal(shapes[0]).astype("float32")
+    b = RNG.standard_normal(shapes[1]).astype("float32")
+    want = k2np(keras.layers.Dot(axes, normalize=normalize)([a, b]))
+    got = layers.Dot(axes, normalize=normalize)([a, b]).data
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

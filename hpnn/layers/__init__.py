@@ -20,6 +20,7 @@ from hpnn.layers.core import (
     Flatten,
     Input,
     InputLayer,
+    Lambda,
     SpatialDropout1D,
     SpatialDropout2D,
 )
@@ -28,6 +29,7 @@ from hpnn.layers.merge import (
     Add,
     Average,
     Concatenate,
+    Dot,
     Maximum,
     Minimum,
     Multiply,
@@ -35,6 +37,7 @@ from hpnn.layers.merge import (
     add,
     average,
     concatenate,
+    dot,
     maximum,
     minimum,
     multiply,
@@ -149,3 +152,7 @@ __all__ += ["SpatialDropout1D", "SpatialDropout2D"]
 __all__ += ["MultiHeadAttention"]
 
 __all__ += ["Normalization"]
+
+__all__ += ["Dot", "dot"]
+
+__all__ += ["Lambda"]

@@ -242,3 +242,69 @@ class ActivityRegularization(Layer):
         config = super().get_config()
         config.pop("activity_regularizer", None)
         return {**config, "l1": self.l1, "l2": self.l2}
+
+
+class Lambda(Layer):
+    """Wrap a function of tensors as a layer (Keras' ``Lambda``):
+    ``Lambda(lambda x: x * 2)``. It runs on hpnn tensors, so it may use ``hpnn.engine.ops``
+    and the tensor operators, and back-propagation goes through it.
+
+    ``output_shape`` (without the batch axis) is needed only where the function changes
+    the shape and hpnn cannot find it by calling it on zeros. A model with a Lambda
+    saves its function by module and name when that is importable; a lambda or a
+    closure cannot be saved (write a ``Layer`` subclass for that).
+    """
+
+    def __init__(self, function, output_shape=None, mask=None, arguments=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(function, str):
+            function = _import_function(function, self._where())
+        if not callable(function):
+            raise TypeError(f"{self._where()}: function must be callable. Received: {function!r}")
+        if mask is not None:
+            raise NotImplementedError(f"{self._where()}: mask= is not supported yet.")
+        self.function, self.arguments = function, dict(arguments or {})
+        self._output_shape = None if output_shape is None else tuple(output_shape)
+
+    def call(self, x, training=False):
+        return self.function(x, **self.arguments)
+
+    def compute_output_shape(self, input_shape):
+        if self._output_shape is not None:
+            return (input_shape[0], *self._output_shape)
+        import numpy as np
+
+        from hpnn.engine import Tensor, no_grad
+
+        probe = np.zeros([1 if d is None else d for d in input_shape], dtype=self.dtype)
+        with no_grad():
+            out = self.function(Tensor(probe), **self.arguments)
+        return (input_shape[0], *tuple(out.shape)[1:])
+
+    def get_config(self):
+        fn = self.function
+        name = getattr(fn, "__qualname__", "")
+        if "<lambda>" in name or "<locals>" in name or not getattr(fn, "__module__", None):
+            raise ValueError(
+                f"{self._where()}: its function {name or fn!r} cannot be saved (a lambda or a "
+                "closure); define it at module level, or write a Layer subclass."
+            )
+        return {
+            **super().get_config(),
+            "function": f"{fn.__module__}:{name}",
+            "output_shape": self._output_shape,
+            "arguments": self.arguments,
+        }
+
+
+def _import_function(path: str, owner: str):
+    import importlib
+
+    module, _, name = path.partition(":")
+    try:
+        obj = importlib.import_module(module)
+        for part in name.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"{owner}: cannot import the function {path!r} ({e}).") from None
+    return obj

@@ -177,3 +177,64 @@ minimum = _functional(Minimum)
 def concatenate(inputs, axis=-1, **kwargs):
     """``Concatenate(axis=axis, **kwargs)(inputs)``."""
     return Concatenate(axis=axis, **kwargs)(inputs)
+
+
+class Dot(_Merge):
+    """The dot product of two tensors along ``axes`` (per sample), as Keras' ``Dot``:
+    ``(batch, d)`` and ``(batch, d)`` give ``(batch, 1)``; ``(batch, n, d)`` and
+    ``(batch, m, d)`` with ``axes=2`` give ``(batch, n, m)``. ``normalize=True``
+    takes the cosine similarity."""
+
+    min_inputs = max_inputs = 2
+
+    def __init__(self, axes, normalize=False, **kwargs):
+        super().__init__(**kwargs)
+        pair = (axes, axes) if isinstance(axes, int) else tuple(axes)
+        if len(pair) != 2 or not all(isinstance(a, int) for a in pair):
+            raise ValueError(f"Dot: axes must be an int or a pair of ints. Received: {axes!r}")
+        self.axes, self.normalize = pair, bool(normalize)
+
+    def _resolved(self, shapes):
+        out = []
+        for a, s in zip(self.axes, shapes, strict=True):
+            if len(s) not in (2, 3):
+                raise ValueError(
+                    f"{self._where()}: inputs of rank 2 or 3 only. Received: shapes={shapes}"
+                )
+            axis = a % len(s)
+            if axis == 0:
+                raise ValueError(f"{self._where()}: axes must not include the batch axis.")
+            out.append(axis)
+        return out
+
+    def _merged_shape(self, shapes):
+        a1, a2 = self._resolved(shapes)
+        d1, d2 = shapes[0][a1], shapes[1][a2]
+        if d1 is not None and d2 is not None and d1 != d2:
+            raise ValueError(
+                f"{self._where()}: the dot axes have sizes {d1} and {d2}. Received: shapes={shapes}"
+            )
+        rest1 = [d for i, d in enumerate(shapes[0]) if i not in (0, a1)]
+        rest2 = [d for i, d in enumerate(shapes[1]) if i not in (0, a2)]
+        return (shapes[0][0], *(rest1 + rest2 or [1]))
+
+    def call(self, inputs, training=False):
+        x, y = inputs
+        a1, a2 = self._resolved([x.shape, y.shape])
+        if self.normalize:
+            x = x / ops.maximum(ops.sqrt(ops.sum(x * x, axis=a1, keepdims=True)), 1e-12)
+            y = y / ops.maximum(ops.sqrt(ops.sum(y * y, axis=a2, keepdims=True)), 1e-12)
+        if x.ndim == 2:  # (B, d) . (B, d) -> (B, 1)
+            return ops.sum(x * y, axis=1, keepdims=True)
+        # (B, n, d) @ (B, d, m): the dot axis last on the left, second on the right
+        left = x if a1 == 2 else ops.transpose(x, (0, 2, 1))
+        right = y if a2 == 1 else ops.transpose(y, (0, 2, 1))
+        return ops.matmul(left, right)
+
+    def get_config(self):
+        return {**super().get_config(), "axes": self.axes, "normalize": self.normalize}
+
+
+def dot(inputs, axes, normalize=False, **kwargs):
+    """``Dot(axes, normalize, **kwargs)(inputs)``."""
+    return Dot(axes=axes, normalize=normalize, **kwargs)(inputs)

@@ -331,3 +331,27 @@ def test_spatial_dropout_drops_whole_feature_maps(cls, shape, axes):
     assert np.all(y == first.reshape(shape[0], *([1] * len(axes)), shape[-1]))
     assert 0.3 < (first == 0).mean() < 0.7 and set(np.unique(y)) <= {0.0, 2.0}
     assert cls.from_config(layer.get_config()).rate == 0.5
+
+
+# -- Lambda ------------------------------------------------------------------------------------
+def test_lambda_runs_trains_and_saves_importable_functions(tmp_path):
+    from hpnn.engine import ops
+
+    hpnn.utils.set_random_seed(0)
+    double = layers.Lambda(lambda t: t * 2.0)
+    model = hpnn.Sequential([hpnn.Input((4,)), layers.Lambda(ops.tanh), double, layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32)
+    np.testing.assert_allclose(model.layers[1](model.layers[0](x)).data, np.tanh(x) * 2, rtol=1e-6)
+    before = model.get_weights()[0].copy()
+    model.fit(x, x[:, :1], epochs=1, verbose=0)
+    assert not np.allclose(model.get_weights()[0], before)  # gradients pass through
+    with pytest.raises(ValueError, match=r"cannot be saved \(a lambda or a closure"):
+        model.save(tmp_path / "m.hpnn")
+    savable = hpnn.Sequential([hpnn.Input((4,)), layers.Lambda(ops.tanh)])
+    again = hpnn.models.model_from_json(savable.to_json())
+    assert again.layers[0].function is ops.tanh
+    summed = layers.Lambda(lambda t: ops.sum(t, axis=1))(hpnn.Input((3, 4)))
+    assert summed.shape == (None, 4)  # found by calling it on zeros
+    with pytest.raises(TypeError, match="function must be callable"):
+        layers.Lambda(3)

@@ -368,3 +368,27 @@ def test_keras_style_program_runs_with_hpnn_as_keras():
     x_train, y_train = rand(32, 28, 28, 1), np.arange(32) % 10
     model.fit(x_train, y_train, epochs=1, batch_size=16, verbose=0)
     assert model.predict(x_train[:2], verbose=0).shape == (2, 10)
+
+
+@pytest.mark.parametrize(
+    ("shapes", "axes", "normalize"),
+    [([(2, 4), (2, 4)], 1, False), ([(2, 3, 4), (2, 5, 4)], 2, False),
+     ([(2, 3, 4), (2, 3, 6)], (1, 1), True), ([(2, 4, 3), (2, 5, 4)], (1, 2), False)],
+)  # fmt: skip
+def test_dot_matches_einsum_and_its_gradients(shapes, axes, normalize):
+    a, b = rand(*shapes[0]), rand(*shapes[1], seed=1)
+    got = layers.Dot(axes, normalize=normalize)([a, b]).data
+    x, y = a.astype(np.float64), b.astype(np.float64)
+    a1, a2 = (axes, axes) if isinstance(axes, int) else axes
+    if normalize:
+        x = x / np.linalg.norm(x, axis=a1, keepdims=True)
+        y = y / np.linalg.norm(y, axis=a2, keepdims=True)
+    if x.ndim == 2:
+        want = (x * y).sum(1, keepdims=True)
+    else:
+        want = np.einsum("bid,bjd->bij", np.moveaxis(x, a1, 2), np.moveaxis(y, a2, 2))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    layer = layers.Dot(axes, normalize=normalize)
+    check_grad(lambda p, q: layer([p, q]), [a, b])
+    symbolic = layers.Dot(axes)([hpnn.Input(shapes[0][1:]), hpnn.Input(shapes[1][1:])])
+    assert symbolic.shape == (None, *want.shape[1:])
