@@ -29,6 +29,7 @@ from hpnn.layers.merge import (
     Add,
     Average,
     Concatenate,
+    Divide,
     Dot,
     Maximum,
     Minimum,
@@ -156,3 +157,5 @@ __all__ += ["Normalization"]
 __all__ += ["Dot", "dot"]
 
 __all__ += ["Lambda"]
+
+__all__ += ["Divide"]

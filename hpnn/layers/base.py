@@ -59,6 +59,44 @@ class KerasTensor:
     def __repr__(self) -> str:
         return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self._layer.name}>"
 
+    # Arithmetic builds layers, as in Keras: ``x + attention`` is an Add layer's call,
+    # ``x * 0.5`` a Rescaling's, so the graph stays made of (savable) layers.
+    def _binary(self, other, merge, scale, offset, swap=False):
+        from hpnn.layers import merge as merges
+        from hpnn.layers.spatial import Rescaling
+
+        if isinstance(other, KerasTensor):
+            pair = [other, self] if swap else [self, other]
+            return getattr(merges, merge)()(pair)
+        if isinstance(other, (int, float)) and not isinstance(other, bool):
+            s, o = scale(float(other)), offset(float(other))
+            return Rescaling(s, offset=o)(self)
+        return NotImplemented
+
+    def __add__(self, other):
+        return self._binary(other, "Add", lambda c: 1.0, lambda c: c)
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        return self._binary(other, "Subtract", lambda c: 1.0, lambda c: -c)
+
+    def __rsub__(self, other):
+        return self._binary(other, "Subtract", lambda c: -1.0, lambda c: c, swap=True)
+
+    def __mul__(self, other):
+        return self._binary(other, "Multiply", lambda c: c, lambda c: 0.0)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other):
+        return self._binary(other, "Divide", lambda c: 1.0 / c, lambda c: 0.0)
+
+    def __neg__(self):
+        from hpnn.layers.spatial import Rescaling
+
+        return Rescaling(-1.0)(self)
+
 
 def _symbolic(x) -> bool:
     if isinstance(x, KerasTensor):

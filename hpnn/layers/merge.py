@@ -107,6 +107,13 @@ class Minimum(_Merge):
     _combine = staticmethod(ops.minimum)
 
 
+class Divide(_Merge):
+    """The first input divided by the second (``x / y`` on symbolic tensors)."""
+
+    min_inputs = max_inputs = 2
+    _combine = staticmethod(ops.div)
+
+
 class Average(_Merge):
     """The elementwise mean of the inputs."""
 

@@ -101,7 +101,8 @@ _WORTH = (
 # Exact types (a subclass may keep state): sample by sample and deterministic in training.
 _TRAIN = (
     *_WORTH, "InputLayer", "Dense", "Flatten", "Activation", "GlobalAveragePooling1D",
-    "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
+    "Add", "Subtract", "Multiply", "Divide", "Average", "Maximum", "Minimum", "Concatenate",
+    "Dot",
     "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Reshape",
     "Permute", "RepeatVector", "LayerNormalization", "Embedding", "ActivityRegularization",
     "Rescaling", "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Conv2DTranspose",

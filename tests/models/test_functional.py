@@ -392,3 +392,16 @@ def test_dot_matches_einsum_and_its_gradients(shapes, axes, normalize):
     check_grad(lambda p, q: layer([p, q]), [a, b])
     symbolic = layers.Dot(axes)([hpnn.Input(shapes[0][1:]), hpnn.Input(shapes[1][1:])])
     assert symbolic.shape == (None, *want.shape[1:])
+
+
+def test_arithmetic_on_symbolic_tensors_builds_layers(tmp_path):
+    a, b = hpnn.Input((3,)), hpnn.Input((3,))
+    out = (a + b) * 0.5 - b / (a + 2.0) + (1.0 - a) + (-b) * a
+    model = hpnn.Model([a, b], out)
+    x, y = rand(4, 3), rand(4, 3, seed=1) + 5.0
+    want = (x + y) * 0.5 - y / (x + 2.0) + (1.0 - x) + (-y) * x
+    np.testing.assert_allclose(model([x, y]).data, want, rtol=1e-5)
+    kinds = {type(layer).__name__ for layer in model.layers}
+    assert {"Add", "Multiply", "Subtract", "Divide", "Rescaling"} <= kinds
+    again = model_from_json(model.to_json())
+    np.testing.assert_allclose(again([x, y]).data, want, rtol=1e-5)
