@@ -171,11 +171,17 @@ class Layer:
     _float_input = True
     # Set per class below: whether call() takes mask=, and whether compute_mask is custom.
     _call_accepts_mask = False
+    _call_accepts_training = True
     _computes_mask = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        cls._call_accepts_mask = "mask" in inspect.signature(cls.call).parameters
+        params = inspect.signature(cls.call).parameters
+        cls._call_accepts_mask = "mask" in params
+        # a Keras-style call(self, x) without training= gets none (as Keras does)
+        cls._call_accepts_training = "training" in params or any(
+            p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
+        )
         cls._computes_mask = cls.compute_mask is not Layer.compute_mask
 
     def __init__(
@@ -226,40 +232,73 @@ class Layer:
         self._weights.append(v)
         return v
 
+    def _sublayers(self) -> list:
+        """The layers this one holds in its attributes (directly or in a list or tuple),
+        in assignment order: as Keras, a custom layer's sublayers are tracked, so their
+        weights train and save with it."""
+        out: list = []
+        for v in vars(self).values():
+            for item in v if isinstance(v, (list, tuple)) else (v,):
+                if isinstance(item, Layer) and item is not self and all(item is not o for o in out):
+                    out.append(item)
+        return out
+
     @property
     def weights(self) -> list[Variable]:
-        return list(self._weights)
+        out = list(self._weights)
+        subs = self._sublayers()
+        if subs:
+            seen = {id(w) for w in out}
+            for layer in subs:
+                for w in layer.weights:
+                    if id(w) not in seen:
+                        seen.add(id(w))
+                        out.append(w)
+        return out
 
     @property
     def trainable_weights(self) -> list[Variable]:
-        return [w for w in self._weights if w.trainable] if self.trainable else []
+        if not self.trainable:
+            return []
+        own = [w for w in self._weights if w.trainable]
+        subs = self._sublayers()
+        if subs:
+            seen = {id(w) for w in self._weights}
+            for layer in subs:
+                for w in layer.trainable_weights:
+                    if id(w) not in seen:
+                        seen.add(id(w))
+                        own.append(w)
+        return own
 
     @property
     def non_trainable_weights(self) -> list[Variable]:
-        return [w for w in self._weights if not (w.trainable and self.trainable)]
+        trainable = {id(w) for w in self.trainable_weights}
+        return [w for w in self.weights if id(w) not in trainable]
 
     def get_weights(self) -> list[np.ndarray]:
-        return [to_numpy(w.data).copy() for w in self._weights]
+        return [to_numpy(w.data).copy() for w in self.weights]
 
     def set_weights(self, weights) -> None:
         """Set the weights from a list of arrays, in ``get_weights`` order."""
         weights = list(weights)
-        if len(weights) != len(self._weights):
+        mine = self.weights
+        if len(weights) != len(mine):
             raise ValueError(
-                f"Layer '{self.name}' expects {len(self._weights)} weight arrays "
-                f"({[w.shape for w in self._weights]}). Received: {len(weights)} arrays"
+                f"Layer '{self.name}' expects {len(mine)} weight arrays "
+                f"({[w.shape for w in mine]}). Received: {len(weights)} arrays"
             )
-        for v, w in zip(self._weights, weights, strict=True):
+        for v, w in zip(mine, weights, strict=True):
             if tuple(np.shape(w)) != v.shape:
                 raise ValueError(
                     f"Layer '{self.name}' weight '{v.name}': expected shape {v.shape}. "
                     f"Received: shape={tuple(np.shape(w))}"
                 )
-        for v, w in zip(self._weights, weights, strict=True):
+        for v, w in zip(mine, weights, strict=True):
             v.assign(w)
 
     def count_params(self) -> int:
-        return int(sum(w.size for w in self._weights))
+        return int(sum(w.size for w in self.weights))
 
     # -- shapes ----------------------------------------------------------------
     def _where(self) -> str:
@@ -305,12 +344,31 @@ class Layer:
         """Check, build if needed, and return the output shape (no computation)."""
         input_shape = tuple(input_shape)
         self.check_input_shape(input_shape)
+        probed = None
         if not self.built:
             self.build(input_shape)
+            if type(self).build is Layer.build and self._sublayers():
+                probed = self._probe(input_shape)  # a custom layer: build what it holds
             self.built = True
         self.input_shape = input_shape
-        self.output_shape = tuple(self.compute_output_shape(input_shape))
+        if probed is not None and type(self).compute_output_shape is Layer.compute_output_shape:
+            self.output_shape = probed
+        else:
+            self.output_shape = tuple(self.compute_output_shape(input_shape))
         return self.output_shape
+
+    def _probe(self, input_shape) -> tuple:
+        """Call the layer once on zeros of ``input_shape`` (one sample), so that the
+        layers it holds build; returns the output shape (batch axis None)."""
+        from hpnn.engine.tensor import no_grad
+
+        dims = [1, *(1 if d is None else d for d in tuple(input_shape)[1:])]
+        probe = np.zeros(dims, dtype=self.dtype if self._float_input else np.int64)
+        with no_grad():
+            args = {"training": False} if self._call_accepts_training else {}
+            out = self.call(Tensor(probe), **args)
+        out = out[0] if isinstance(out, (list, tuple)) else out
+        return (None, *tuple(out.shape)[1:])
 
     # -- calling ---------------------------------------------------------------
     def call(self, x, training=False):
@@ -341,7 +399,9 @@ class Layer:
                 self.build_for((None, *x.shape[1:]))
             else:
                 self.check_input_shape(x.shape)
-        out = self.call(x, training=training, **kwargs)
+        if self._call_accepts_training:
+            kwargs["training"] = training
+        out = self.call(x, **kwargs)
         if self.activity_regularizer is not None:
             self._record_activity(out)
         return out

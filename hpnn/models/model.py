@@ -80,7 +80,19 @@ class Model(Layer):
     # -- weights over all layers ----------------------------------------------------
     @property
     def layers(self) -> list[Layer]:
-        return []
+        """The layers a subclassed model holds in its attributes (Keras' tracking)."""
+        return self._sublayers()
+
+    def build_for(self, input_shape):
+        """A subclassed model builds by calling itself once on zeros of ``input_shape``
+        (one sample): its layers build, and the output shape is known."""
+        if type(self).call is Layer.call or type(self).build is not Layer.build or self.built:
+            return super().build_for(input_shape)  # Sequential, or a model with a build()
+        shape = (None, *tuple(input_shape)[1:])
+        self.output_shape = self._probe(shape)
+        self.built = True
+        self.input_shape = shape
+        return self.output_shape
 
     @property
     def weights(self):

@@ -123,3 +123,31 @@ transformer = keras.Model(inputs, layers.Dense(2, activation="softmax")(pooled))
 transformer.compile("adam", "sparse_categorical_crossentropy")
 transformer.fit(rng.random((32, 10, 16)), rng.integers(0, 2, 32), epochs=1, verbose=0)
 print("transformer", transformer.predict(rng.random((2, 10, 16)), verbose=0).shape)
+
+
+# 8. a custom layer that holds layers, and a subclassed model
+class TokenAndPosition(layers.Layer):
+    def __init__(self, maxlen, vocab, dim, **kwargs):
+        super().__init__(**kwargs)
+        self.token = layers.Embedding(vocab, dim)
+        self.position = layers.Embedding(maxlen, dim)
+
+    def call(self, x):
+        return self.token(x) + self.position(np.arange(x.shape[-1]))
+
+
+class Classifier(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.embed = TokenAndPosition(12, 100, 8)
+        self.pool = layers.GlobalAveragePooling1D()
+        self.out = layers.Dense(2, activation="softmax")
+
+    def call(self, x):
+        return self.out(self.pool(self.embed(x)))
+
+
+classifier = Classifier()
+classifier.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+history = classifier.fit(ids, labels, epochs=1, batch_size=32, verbose=0)
+print("subclassed", sorted(history.history), classifier.count_params())
