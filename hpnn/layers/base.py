@@ -232,15 +232,26 @@ class Layer:
         self._weights.append(v)
         return v
 
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)
+        # a new layer (or list of them) held: the tracked sublayers are found again
+        if isinstance(value, (Layer, list, tuple)) and not name.startswith("_activity"):
+            self.__dict__.pop("_sublayer_cache", None)
+
     def _sublayers(self) -> list:
         """The layers this one holds in its attributes (directly or in a list or tuple),
         in assignment order: as Keras, a custom layer's sublayers are tracked, so their
-        weights train and save with it."""
+        weights train and save with it. Found once, again after such an attribute is
+        set (a layer appended in place to a list already seen is not)."""
+        cached = self.__dict__.get("_sublayer_cache")
+        if cached is not None:
+            return cached
         out: list = []
         for v in vars(self).values():
             for item in v if isinstance(v, (list, tuple)) else (v,):
                 if isinstance(item, Layer) and item is not self and all(item is not o for o in out):
                     out.append(item)
+        self.__dict__["_sublayer_cache"] = out
         return out
 
     @property
