@@ -235,7 +235,7 @@ def _convert_functional(g, model, input_name, output_name):
         xs = [names[id(t)] for t in node._inputs]
         ins = [shapes[id(t)] for t in node._inputs]
         if layer._list_input:
-            y, shape = convert_merge(g, layer, xs, ins)
+            y, shape = convert_merge(g, layer, xs, ins, node._kwargs)
         else:
             y, shape = convert_layer(g, layer, xs[0], ins[0])
         names[id(node)], shapes[id(node)] = y, tuple(shape)

@@ -288,6 +288,23 @@ def _residual():
 
 
 CASES["functional"] = (_residual, images)
+
+
+def _attention():
+    """A transformer-style block: causal attention, Dot, Divide and Rescaling nodes."""
+    inp = Input(shape=(6, 8))
+    h = layers.LayerNormalization()(
+        inp + layers.MultiHeadAttention(2, 4, value_dim=3)(inp, inp, use_causal_mask=True)
+    )
+    cross = layers.MultiHeadAttention(1, 5)(h, inp, inp)
+    h = h / (layers.Dense(8, activation="softplus")(cross) + 1.0)
+    scores = layers.Flatten()(layers.Dot(axes=2)([h, layers.Dense(8)(h)]))
+    pooled = layers.GlobalAveragePooling1D()(h)
+    similarity = layers.Dot(axes=1, normalize=True)([pooled, layers.Dense(8)(pooled)])
+    return hpnn.Model(inp, layers.Dense(3)(layers.concatenate([scores, similarity])))
+
+
+CASES["attention"] = (_attention, lambda: seqs(3, 6, 8))
 CASES["image_layers"] = (
     lambda: [
         Input(shape=(9, 9, 3)),
