@@ -3,6 +3,7 @@
 the MLP.
 
     python benchmarks/mpi_scaling.py [--samples 8192] [--global-batch 128] [--repeats 3]
+                                     [--models cnn mlp]
 
 Each configuration runs in fresh processes (``mpiexec -n 2 python -m mpi4py`` for
 the ranks) and trains one untimed warm-up epoch, then timed epochs through
@@ -62,6 +63,7 @@ def main():
     p.add_argument("--global-batch", type=int, default=128)
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--models", nargs="+", choices=("cnn", "mlp"), default=["cnn", "mlp"])
     p.add_argument("--worker", nargs=4, metavar=("MODEL", "SAMPLES", "BATCH", "EPOCHS"))
     args = p.parse_args()
     if args.worker:
@@ -76,7 +78,7 @@ def main():
         f"{'model':<6} {'global batch':>12} {'1 proc x 2 thr':>15} {'2 ranks x 1 thr':>16} "
         f"{'ratio':>6}   (samples/s, median of {args.repeats})"
     )
-    for model in ("cnn", "mlp"):
+    for model in args.models:
         g, n, e = str(args.global_batch), str(args.samples), str(args.epochs)
         single, ranks = [], []
         for _ in range(args.repeats):  # alternate, so drift hits both

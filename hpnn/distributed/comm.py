@@ -2,12 +2,39 @@
 
 ``SingleProcessComm`` is the one-rank communicator (every collective is the
 identity), so the data-parallel code path runs and is tested in one process.
-``MPIComm`` wraps an mpi4py communicator; it is the only place mpi4py is used.
+``MPIComm`` wraps an mpi4py communicator; it and ``SharedSum`` are the only
+places mpi4py is used.
+
+Gradients are summed through a ``GradientSum``: the step writes its flat
+gradient into ``slot`` and ``reduce()`` returns the sum over all ranks. Over MPI,
+ranks that share a node sum through one MPI-3 shared-memory window (each rank
+adds up its own 1/n of the slots; no message is copied through MPI's buffers),
+and the nodes then allreduce those node sums, each local rank its own chunk.
 """
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+
+
+class GradientSum:
+    """A buffer of ``n`` values that every rank fills; ``reduce()`` sums it over ranks.
+
+    This one is a private array summed by ``comm.allreduce_`` (the identity on one rank).
+    """
+
+    def __init__(self, comm: Communicator, n: int, dtype) -> None:
+        self.comm = comm
+        self.slot = np.empty(n, dtype=dtype)
+
+    def reduce(self) -> np.ndarray:
+        """The sum over ranks of every rank's ``slot``; valid until the next ``reduce()``."""
+        return self.comm.allreduce_(self.slot)
+
+    def free(self) -> None:
+        return None
 
 
 class Communicator:
@@ -35,6 +62,23 @@ class Communicator:
     def abort(self, code: int = 1) -> None:
         raise SystemExit(code)
 
+    def gradient_sum(self, n: int, dtype) -> GradientSum:
+        """The (cached) ``GradientSum`` for ``n`` values of ``dtype``; every rank asks
+        for the same ones in the same order."""
+        cache = self.__dict__.setdefault("_gradient_sums", {})
+        key = (n, np.dtype(dtype).str)
+        if key not in cache:
+            cache[key] = self._new_gradient_sum(n, np.dtype(dtype))
+        return cache[key]
+
+    def _new_gradient_sum(self, n, dtype) -> GradientSum:
+        return GradientSum(self, n, dtype)
+
+    def free(self) -> None:
+        """Release the gradient buffers (collective where they are shared)."""
+        for g in self.__dict__.pop("_gradient_sums", {}).values():
+            g.free()
+
 
 class SingleProcessComm(Communicator):
     """One rank: every collective returns its input."""
@@ -53,16 +97,36 @@ class SingleProcessComm(Communicator):
 
 
 class MPIComm(Communicator):
-    """Collectives over an mpi4py communicator (``MPI.COMM_WORLD`` by default)."""
+    """Collectives over an mpi4py communicator (``MPI.COMM_WORLD`` by default).
 
-    def __init__(self, comm=None):
+    Args:
+        comm: the mpi4py communicator.
+        node_comm: the ranks that share memory with this one; default
+            ``comm.Split_type(COMM_TYPE_SHARED)`` (the ranks on this node).
+        shared_memory: sum gradients through a shared-memory window on each node
+            (default: on, unless ``HPNN_MPI_SHM=0``); off, one ``Allreduce`` of
+            the whole buffer does it.
+    """
+
+    def __init__(self, comm=None, node_comm=None, shared_memory: bool | None = None):
         from mpi4py import MPI
 
         self.MPI = MPI
         self.comm = comm if comm is not None else MPI.COMM_WORLD
         self.rank = self.comm.Get_rank()
         self.size = self.comm.Get_size()
-        self.local_size = self.comm.Split_type(MPI.COMM_TYPE_SHARED).Get_size()
+        if node_comm is None:
+            node_comm = self.comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
+        self.node = node_comm
+        self.local_rank = node_comm.Get_rank()
+        self.local_size = node_comm.Get_size()
+        if shared_memory is None:
+            shared_memory = os.environ.get("HPNN_MPI_SHM", "1") != "0"
+        # The node sums are allreduced chunk by chunk between the ranks with the same
+        # local rank, so every node must hold as many ranks; else the plain Allreduce.
+        sizes = self.comm.allgather(self.local_size)
+        self.shared_memory = bool(shared_memory) and len(set(sizes)) == 1
+        self.cross = self.comm.Split(self.local_rank, self.rank) if self.shared_memory else None
 
     def allreduce_(self, buf):
         self.comm.Allreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM)
@@ -80,3 +144,58 @@ class MPIComm(Communicator):
 
     def abort(self, code=1):
         self.comm.Abort(code)
+
+    def _new_gradient_sum(self, n, dtype):
+        if self.shared_memory and self.size > 1:
+            return SharedSum(self, n, dtype)
+        return GradientSum(self, n, dtype)
+
+
+class SharedSum(GradientSum):
+    """Sum over ranks through a shared-memory window per node.
+
+    The window holds one slot per local rank and the result. ``reduce()``: a
+    barrier (every slot written), local rank ``r`` adds up chunk ``r`` of all slots
+    into the result and, with several nodes, allreduces that chunk with the
+    ranks of the same local rank on the other nodes; a second barrier, and every
+    rank reads the whole result. The barrier at the next ``reduce()`` keeps the
+    result until every rank has used it.
+    """
+
+    def __init__(self, comm: MPIComm, n: int, dtype) -> None:
+        MPI = comm.MPI
+        self.comm = comm
+        local, size = comm.local_rank, comm.local_size
+        item = np.dtype(dtype).itemsize
+        nbytes = n * (size + 1) * item if local == 0 else 0
+        self.win = MPI.Win.Allocate_shared(nbytes, item, comm=comm.node)
+        mem, _ = self.win.Shared_query(0)
+        table = np.ndarray(buffer=mem, dtype=dtype, shape=(size + 1, n))
+        self.slots, self.result = table[:size], table[size]
+        self.slot = table[local]
+        self.chunk = slice(local * n // size, (local + 1) * n // size)
+        self.win.Lock_all(MPI.MODE_NOCHECK)
+
+    def _fence(self) -> None:
+        self.win.Sync()
+        self.comm.node.Barrier()
+        self.win.Sync()
+
+    def reduce(self) -> np.ndarray:
+        self._fence()
+        c, out = self.chunk, self.result[self.chunk]
+        if len(self.slots) == 1:
+            out[...] = self.slots[0, c]
+        else:
+            np.add(self.slots[0, c], self.slots[1, c], out=out)
+            for s in self.slots[2:]:
+                out += s[c]
+        cross = self.comm.cross
+        if cross.Get_size() > 1:
+            cross.Allreduce(self.comm.MPI.IN_PLACE, out, op=self.comm.MPI.SUM)
+        self._fence()
+        return self.result
+
+    def free(self) -> None:
+        self.win.Unlock_all()
+        self.win.Free()

@@ -1,4 +1,4 @@
-"""The data-parallel training step: shard, local backward, one allreduce, update.
+"""The data-parallel training step: shard, local backward, sum the gradients, update.
 
 Every rank takes its slice of each global batch. Its loss is the local mean
 scaled by ``n_local / n_global``, so the summed gradient over ranks is exactly
@@ -10,12 +10,14 @@ logs every rank sees — and every callback decides on — are global and equal.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import operator
 
 import numpy as np
 
 from hpnn.backend import get_xp, to_numpy, xp_default
+from hpnn.distributed import shared
 from hpnn.engine.tensor import no_grad
 from hpnn.layers.base import collect_activity_penalties
 
@@ -91,25 +93,18 @@ def train_step(model, comm, xb, yb, n_global: int, wb=None) -> float:
             for x in m.state_vector() - b
         ),
     ]
-    buf = _flat_buffer(model, sum(sizes), np.float64 if _any64(variables) else np.float32)
-    offset = 0
-    for v, n in zip(variables, sizes, strict=True):
-        if v.grad is not None:
-            buf[offset : offset + n] = to_numpy(v.grad).ravel()
-        else:
-            buf[offset : offset + n] = 0
-        offset += n
-    # Loss and metric sums travel in float64 next to the float32 gradients.
+    # the loss and metric sums, in float64
     tail = np.asarray(extras, dtype=np.float64)
-    comm.allreduce_(buf)
-    comm.allreduce_(tail)
-    grads, offset = [], 0
-    xp = xp_default()
-    for v, n in zip(variables, sizes, strict=True):
-        grads.append(xp.asarray(buf[offset : offset + n].reshape(v.shape)))
-        offset += n
-    with no_grad():
-        model.optimizer.apply(grads, variables)
+    node = model.__dict__.get("_dp_shared")
+    if node is not None and not node.matches(variables):  # the trainable set changed
+        node.close()
+        node = shared.SharedTraining(model, comm) if shared.usable(model, comm) else None
+        model.__dict__["_dp_shared"] = node
+    if node is not None:
+        tail = node.reduce_and_apply(tail)
+    else:
+        comm.allreduce_(tail)
+        _allreduce_and_apply(model, comm, variables, sizes)
     for v in variables:
         v.grad = None
     offset = 1
@@ -119,13 +114,45 @@ def train_step(model, comm, xb, yb, n_global: int, wb=None) -> float:
     return float(tail[0]) / n_global
 
 
-def _flat_buffer(model, size: int, dtype) -> np.ndarray:
-    """The model's gradient buffer for the allreduce, kept from step to step."""
-    buf = getattr(model, "_dp_grad_buffer", None)
-    if buf is None or buf.size != size or buf.dtype != dtype:
-        buf = np.empty(size, dtype=dtype)
-        model._dp_grad_buffer = buf
-    return buf
+def _allreduce_and_apply(model, comm, variables, sizes) -> None:
+    """Sum the flat gradients over all ranks; every rank runs the whole optimizer step."""
+    gsum = comm.gradient_sum(sum(sizes), np.float64 if _any64(variables) else np.float32)
+    buf = gsum.slot
+    offset = 0
+    for v, n in zip(variables, sizes, strict=True):
+        if v.grad is not None:
+            buf[offset : offset + n] = to_numpy(v.grad).ravel()
+        else:
+            buf[offset : offset + n] = 0
+        offset += n
+    total = gsum.reduce()
+    grads, offset = [], 0
+    xp = xp_default()
+    for v, n in zip(variables, sizes, strict=True):
+        grads.append(xp.asarray(total[offset : offset + n].reshape(v.shape)))
+        offset += n
+    with no_grad():
+        model.optimizer.apply(grads, variables)
+
+
+@contextlib.contextmanager
+def node_shared_weights(model, comm):
+    """For the length of the block (a ``fit``'s epochs), the ranks of each node train one
+    shared copy of the weights and optimizer state (``hpnn.distributed.shared``) where
+    they can; each rank has its own copy again afterwards."""
+    if comm is None or comm.size == 1 or not shared.usable(model, comm):
+        yield
+        return
+    model.__dict__["_dp_shared"] = shared.SharedTraining(model, comm)
+    try:
+        yield
+    except BaseException:
+        # no collective here: the failing rank is about to abort the job
+        model.__dict__.pop("_dp_shared", None)
+        raise
+    node = model.__dict__.pop("_dp_shared")
+    if node is not None:
+        node.close()
 
 
 def _any64(variables) -> bool:

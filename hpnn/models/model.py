@@ -490,15 +490,16 @@ class Model(Layer):
             cb.on_train_begin()
             if self._resume_epoch is not None:  # set by BackupAndRestore
                 initial_epoch = max(initial_epoch, self._resume_epoch)
-            for epoch in range(initial_epoch, epochs):
-                logs = run_epoch(epoch, cb)
-                if self.stop_training and not logs:  # a generator ran out of batches
-                    break
-                if validate is not None and (epoch + 1) % validation_freq == 0:
-                    logs.update({f"val_{k}": v for k, v in validate(cb).items()})
-                cb.on_epoch_end(epoch, logs)
-                if self.stop_training:
-                    break
+            with data_parallel.node_shared_weights(self, comm):
+                for epoch in range(initial_epoch, epochs):
+                    logs = run_epoch(epoch, cb)
+                    if self.stop_training and not logs:  # a generator ran out of batches
+                        break
+                    if validate is not None and (epoch + 1) % validation_freq == 0:
+                        logs.update({f"val_{k}": v for k, v in validate(cb).items()})
+                    cb.on_epoch_end(epoch, logs)
+                    if self.stop_training:
+                        break
             cb.on_train_end(logs)
         return history
 

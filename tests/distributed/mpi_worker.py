@@ -1,10 +1,17 @@
 """Run under ``mpiexec -n N python -m mpi4py mpi_worker.py MODE OUT``.
 
 MODE ``train``: fit a small CNN on seeded random data with per-rank batch 8 and
-write (rank 0) the final weights, history and evaluate() results to OUT (.npz).
+write (rank 0) the final weights, optimizer state, history and evaluate() results
+to OUT (.npz). ``weighted``: the same with class and sample weights; ``freeze``:
+fewer variables train from the second epoch on (see ``Freeze``); ``clipped``:
+Adam with a global_clipnorm; ``clipnorm``: with a clipnorm.
 MODE ``raise``: rank 1 raises during the third batch; the job must end, not hang.
+
+With ``HPNN_TEST_NODE_SIZE=k`` the ranks are grouped into "nodes" of k ranks
+(shared memory within, messages between), so one machine runs the multi-node path.
 """
 
+import os
 import sys
 
 import numpy as np
@@ -20,7 +27,17 @@ def data(n, seed):
     return x, hpnn.utils.to_categorical(y, 3)  # one-hot: precision, recall and AUC read it
 
 
-def build():
+class Scale(layers.Layer):
+    """Multiplies by one learned number: a 0-d weight."""
+
+    def build(self, input_shape):
+        self.scale = self.add_weight(shape=(), initializer="ones", name="scale")
+
+    def call(self, x):
+        return x * self.scale
+
+
+def build(**adam):
     hpnn.utils.set_random_seed(7)
     model = hpnn.Sequential(
         [
@@ -28,6 +45,7 @@ def build():
             layers.Conv2D(4, 3, activation="relu"),
             layers.MaxPooling2D(2),
             layers.Flatten(),
+            Scale(),
             layers.Dense(
                 8,
                 activation="tanh",
@@ -38,7 +56,7 @@ def build():
         ]
     )
     model.compile(
-        optimizer=hpnn.optimizers.Adam(0.01),
+        optimizer=hpnn.optimizers.Adam(0.01, **adam),
         loss="categorical_crossentropy",
         # running sums of every kind, added up over the ranks
         metrics=[
@@ -51,24 +69,84 @@ def build():
     return model
 
 
-def train(batch_size, out=None, weighted=False):
+class Freeze(hpnn.callbacks.Callback):
+    """Epoch 2 trains all but the first layer; epoch 3 only the last kernel (one
+    variable: a rank of a node owns nothing)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:
+            self.model.layers[0].trainable = False
+        if epoch == 2:
+            for layer in self.model.layers[:-1]:
+                layer.trainable = False
+            self.model.layers[-1].bias.trainable = False
+
+
+def train(batch_size, out=None, weighted=False, freeze=False, clipped=False, clipnorm=False):
     x, y = data(203, 0)  # 203: the last global batch is uneven across ranks
     xv, yv = data(101, 1)  # 101: the validation shards are uneven too
-    model = build()
+    # a global norm needs all gradients on every rank: no shared weights then; a
+    # variable's norm needs its whole gradient: the ranks of a node share whole variables
+    model = build(global_clipnorm=0.5 if clipped else None, clipnorm=0.5 if clipnorm else None)
     fit_kw, val, ev_kw = {}, (xv, yv), {}
     if weighted:  # class weights in training, sample weights in validation
         wv = np.random.default_rng(2).uniform(0.0, 2.0, len(xv)).astype("float32")
         fit_kw, val, ev_kw = {"class_weight": {0: 0.5, 2: 3.0}}, (xv, yv, wv), {"sample_weight": wv}
+    if freeze:
+        fit_kw["callbacks"] = [Freeze()]
     hist = model.fit(
         x, y, batch_size=batch_size, epochs=3, validation_data=val, verbose=0, **fit_kw
     )
     ev = model.evaluate(xv, yv, verbose=0, return_dict=True, **ev_kw)
     result = {f"w{i}": w for i, w in enumerate(model.get_weights())}
+    result.update({f"s{i}": s for i, s in enumerate(model.optimizer.variables())})
+    result["iterations"] = np.array(model.optimizer.iterations)
     result.update({f"h_{k}": np.array(v) for k, v in hist.history.items()})
     result.update({f"e_{k}": np.array(v) for k, v in ev.items()})
-    if out is not None and hpnn.distributed.is_chief():
-        np.savez(out, **result)
+    if out is not None:
+        result["agree"] = np.array(ranks_agree(model))
+        result["private"] = np.array(weights_are_private(model))
+        if hpnn.distributed.is_chief():
+            np.savez(out, **result)
     return result
+
+
+def ranks_agree(model) -> bool:
+    """Every rank ends with the same weights, optimizer state and step count."""
+    comm = hpnn.distributed.get_comm()
+    if comm is None or comm.size == 1:
+        return True
+    mine = [model.optimizer.iterations, *model.get_weights(), *model.optimizer.variables()]
+    first = comm.bcast_obj(mine)
+    same = first[0] == mine[0] and all(
+        np.array_equal(a, b) for a, b in zip(first[1:], mine[1:], strict=True)
+    )
+    return bool(comm.comm.allreduce(int(same)) == comm.size)
+
+
+def weights_are_private(model) -> bool:
+    """After fit, a change to one rank's weights must not show on another rank."""
+    comm = hpnn.distributed.get_comm()
+    if comm is None or comm.size == 1:
+        return True
+    before = model.get_weights()
+    if comm.rank == 1:
+        for v in model.trainable_weights:
+            v.data += 1
+    comm.barrier()
+    same = all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+    comm.barrier()
+    if comm.rank == 1:
+        for v in model.trainable_weights:
+            v.data -= 1
+    # rank 1 sees its own change; every other rank must not
+    ok = same != (comm.rank == 1)
+    return bool(comm.comm.allreduce(int(ok)) == comm.size)
+
+
+def flags(mode):
+    """``train(**flags(mode))``: ``"freeze+clipnorm"`` -> ``freeze=True, clipnorm=True``."""
+    return {} if mode == "train" else dict.fromkeys(mode.split("+"), True)
 
 
 class FailOnRank1(hpnn.callbacks.Callback):
@@ -79,8 +157,14 @@ class FailOnRank1(hpnn.callbacks.Callback):
 
 if __name__ == "__main__":
     mode, out = sys.argv[1], sys.argv[2]
-    if mode in ("train", "weighted"):
-        train(8, out, weighted=mode == "weighted")
+    if "HPNN_TEST_NODE_SIZE" in os.environ:
+        from mpi4py import MPI
+
+        world, k = MPI.COMM_WORLD, int(os.environ["HPNN_TEST_NODE_SIZE"])
+        node = world.Split(world.Get_rank() // k, world.Get_rank())
+        hpnn.distributed.init(hpnn.distributed.MPIComm(node_comm=node))
+    if mode == "train" or mode.split("+")[0] in ("weighted", "freeze", "clipped", "clipnorm"):
+        train(8, out, **flags(mode))
     elif mode == "raise":
         x, y = data(203, 0)
         build().fit(x, y, batch_size=8, epochs=50, verbose=0, callbacks=[FailOnRank1()])

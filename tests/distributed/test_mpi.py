@@ -75,26 +75,60 @@ def _mpiexec():
     return exe
 
 
-def _run(mode, out, timeout):
-    env = dict(os.environ, PYTHONPATH=str(Path(hpnn.__file__).parent.parent))
-    cmd = [_mpiexec(), "-n", "2", sys.executable, "-m", "mpi4py", str(WORKER), mode, str(out)]
+def _run(mode, out, timeout, ranks=2, **env):
+    env = dict(os.environ, PYTHONPATH=str(Path(hpnn.__file__).parent.parent), **env)
+    cmd = [_mpiexec(), "-n", str(ranks), sys.executable, "-m", "mpi4py", str(WORKER), mode]
+    cmd.append(str(out))
     return subprocess.run(cmd, env=env, timeout=timeout, capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("mode", ["train", "weighted"])
-def test_two_ranks_equal_one_process_with_double_batch(tmp_path, mode):
+# How the ranks sum their gradients: one shared copy of the weights per node (the
+# default where ranks share a node), one Allreduce of everything (HPNN_MPI_SHM=0),
+# "nodes" of one rank each (a shared-memory sum within, then between the nodes) and
+# three ranks on one node, and two "nodes" of two ranks (shared weights on each,
+# owners' sums between them).
+PATHS = {
+    "shared-weights": (2, {}),
+    "allreduce": (2, {"HPNN_MPI_SHM": "0"}),
+    "two-nodes": (2, {"HPNN_TEST_NODE_SIZE": "1"}),
+    "3-shared-weights": (3, {}),
+    "2x2-shared-weights": (4, {"HPNN_TEST_NODE_SIZE": "2"}),
+}
+
+
+@pytest.mark.parametrize(
+    ("mode", "path"),
+    [
+        ("train", "shared-weights"),
+        ("weighted", "shared-weights"),
+        ("freeze", "shared-weights"),
+        ("clipped", "shared-weights"),  # falls back to a shared-memory sum of the gradients
+        ("clipnorm", "shared-weights"),  # whole variables to each rank
+        ("freeze+clipnorm", "3-shared-weights"),  # at the end, ranks that own nothing
+        ("train", "allreduce"),
+        ("train", "two-nodes"),
+        ("train", "3-shared-weights"),
+        ("train", "2x2-shared-weights"),
+    ],
+)
+def test_ranks_equal_one_process_with_the_global_batch(tmp_path, mode, path):
+    ranks, env = PATHS[path]
     out = tmp_path / "result.npz"
-    proc = _run(mode, out, timeout=300)
+    proc = _run(mode, out, timeout=300, ranks=ranks, **env)
     assert proc.returncode == 0, proc.stderr
-    two = dict(np.load(out))
-    # one process, batch 2 x 8, same data and seed
-    one = mpi_worker.train(16, weighted=mode == "weighted")
-    assert two.keys() == one.keys()
+    many = dict(np.load(out))
+    # every rank ends in the same state, and its weights are its own again after fit
+    assert many.pop("agree"), "the ranks ended with different weights or optimizer state"
+    assert many.pop("private"), "a change to rank 1's weights showed on another rank"
+    # one process, batch ranks x 8, same data and seed
+    one = mpi_worker.train(8 * ranks, **mpi_worker.flags(mode))
+    assert many.keys() == one.keys()
+    assert int(many["iterations"]) == int(one["iterations"])
     for k in one:
-        if k.startswith("w"):
-            np.testing.assert_allclose(two[k], one[k], rtol=1e-4, atol=1e-5, err_msg=k)
+        if k[0] in "ws":  # weights and optimizer state
+            np.testing.assert_allclose(many[k], one[k], rtol=1e-4, atol=1e-5, err_msg=k)
         else:  # losses and metrics: exact sums over all samples, no duplicates
-            np.testing.assert_allclose(two[k], one[k], rtol=1e-4, atol=1e-6, err_msg=k)
+            np.testing.assert_allclose(many[k], one[k], rtol=1e-4, atol=1e-6, err_msg=k)
 
 
 def test_failing_rank_aborts_the_job_quickly(tmp_path):
@@ -104,3 +138,40 @@ def test_failing_rank_aborts_the_job_quickly(tmp_path):
     assert proc.returncode != 0, proc.stdout + proc.stderr
     assert "deliberate failure on rank 1" in proc.stderr, proc.stdout + proc.stderr
     assert elapsed < 60, f"the job took {elapsed:.0f} s to end"
+
+
+def test_owners_go_largest_first_to_the_least_loaded_rank():
+    from hpnn.distributed.shared import owners
+
+    assert owners([10, 400, 5, 260], 2) == [1, 0, 1, 1]
+    assert owners([7], 3) == [0]  # ranks 1 and 2 own nothing
+    sizes = list(np.random.default_rng(0).integers(1, 1000, 50))
+    load = np.bincount(owners(sizes, 4), weights=sizes, minlength=4)
+    assert load.max() - load.min() <= max(sizes)
+
+
+def test_row_shares_cut_all_variables_into_equal_parts_at_rows():
+    from hpnn.distributed.shared import row_shares
+
+    shapes = [(784, 512), (512,), (512, 512), (512,), (512, 10), (10,), ()]
+    for ranks in (1, 2, 3, 5):
+        shares = row_shares(shapes, ranks)
+        load = [0] * ranks
+        for shape, pieces in zip(shapes, shares, strict=True):
+            rows = shape[0] if shape else 1
+            # contiguous pieces that cover every row once, ranks in order
+            assert [a for _, a, _ in pieces] == [0, *[b for _, _, b in pieces[:-1]]]
+            assert pieces[-1][2] == rows
+            for r, a, b in pieces:
+                load[r] += (b - a) * (int(np.prod(shape)) // rows)
+        total = sum(int(np.prod(s)) for s in shapes)
+        assert max(load) - min(load) <= 2 * 512, (ranks, load)
+        assert sum(load) == total
+
+
+def test_one_rank_keeps_its_own_weights(one_rank):
+    model = mpi_worker.build()
+    before = [id(v.data) for v in model.trainable_weights]
+    with data_parallel.node_shared_weights(model, hpnn.distributed.get_comm()):
+        assert "_dp_shared" not in model.__dict__
+    assert [id(v.data) for v in model.trainable_weights] == before

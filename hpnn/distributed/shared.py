@@ -1,0 +1,258 @@
+"""Ranks on one node train one copy of the weights, in shared memory.
+
+Plain data parallelism has every rank keep its own weights and optimizer state,
+sum all gradients with an allreduce and repeat the whole optimizer step. On a
+node whose ranks share memory that repeats work and copies: with
+``SharedTraining``, for the length of a ``fit``, the trainable weights and the
+optimizer's state live once per node in MPI-3 shared-memory windows, and each
+rank of the node owns a share of them: the variables laid end to end, cut into
+equal parts at row boundaries (whole variables, largest first to the least
+loaded rank, where the update needs a variable's whole gradient: ``clipnorm``).
+A step:
+
+1. every rank back-propagates its shard, then writes the gradients of the
+   variables it does not own into its slot of a shared gradient window;
+2. barrier; each owner adds the other ranks' slots to its own gradients (with
+   several nodes, allreduces those sums with the same owner on the other nodes)
+   and runs the optimizer on its rows only, in the shared weights and state;
+3. barrier: every update is in place before anyone's next forward pass.
+
+The result is the same update as the allreduce path (the same sums; two ranks
+add in the same order), with 1/n of the optimizer's work and copies per rank.
+At the end of ``fit`` every rank copies the weights and state back into its
+own arrays, and the windows are freed.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from hpnn.engine.variable import Variable
+
+_ALIGN = 64  # bytes: each array starts on a cache line
+
+
+def row_shares(shapes, ranks: int) -> list[list[tuple[int, int, int]]]:
+    """Per variable, its ``(rank, first row, end row)`` pieces: all variables end to end,
+    cut into ``ranks`` nearly equal contiguous parts at row boundaries."""
+    rows = [shape[0] if shape else 1 for shape in shapes]
+    sizes = [int(np.prod(shape, dtype=np.int64)) for shape in shapes]
+    total, start, out = max(sum(sizes), 1), 0, []
+    for n, size in zip(rows, sizes, strict=True):
+        step = size // n if n else 0
+        rank = np.minimum((start + np.arange(n) * step) * ranks // total, ranks - 1)
+        cuts = [0, *(np.flatnonzero(np.diff(rank)) + 1).tolist(), n]
+        out.append([(int(rank[a]), a, b) for a, b in itertools.pairwise(cuts) if b > a])
+        start += size
+    return out
+
+
+def owners(sizes, ranks: int) -> list[int]:
+    """The rank that owns each variable: largest first, to the least loaded rank."""
+    load = [0] * ranks
+    owner = [0] * len(sizes)
+    for i in sorted(range(len(sizes)), key=lambda i: (-sizes[i], i)):
+        r = min(range(ranks), key=lambda r: (load[r], r))
+        owner[i] = r
+        load[r] += sizes[i]
+    return owner
+
+
+class NodeArrays:
+    """``copies`` sets of arrays (shapes and dtypes given) in one shared-memory window
+    that every rank of ``comm``'s node maps; ``arrays[c][i]`` is array ``i`` of copy ``c``."""
+
+    def __init__(self, comm, specs, copies: int = 1) -> None:
+        MPI = comm.MPI
+        offsets, total = [], 0
+        for shape, dtype in specs:
+            offsets.append(total)
+            nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+            total += -(-nbytes // _ALIGN) * _ALIGN
+        total = max(total, _ALIGN)
+        size = total * copies if comm.local_rank == 0 else 0
+        self.win = MPI.Win.Allocate_shared(size, 1, comm=comm.node)
+        mem, _ = self.win.Shared_query(0)
+        raw = np.frombuffer(mem, dtype=np.uint8, count=total * copies)
+        self.arrays = [
+            [
+                raw[c * total + off : c * total + off + int(np.prod(shape)) * np.dtype(dt).itemsize]
+                .view(dt)
+                .reshape(shape)
+                for off, (shape, dt) in zip(offsets, specs, strict=True)
+            ]
+            for c in range(copies)
+        ]
+        self.win.Lock_all(MPI.MODE_NOCHECK)
+
+    def free(self) -> None:
+        self.arrays = []
+        self.win.Unlock_all()
+        self.win.Free()
+
+
+def usable(model, comm) -> bool:
+    """Whether ``fit`` can share this model's weights among the node's ranks."""
+    from hpnn.backend import xp_default
+
+    opt = model.optimizer
+    return (
+        getattr(comm, "shared_memory", False)
+        and comm.local_size > 1
+        and xp_default() is np  # the weights must be host arrays
+        and opt is not None
+        and opt.global_clipnorm is None  # needs every gradient at once
+        and bool(model.trainable_weights)
+    )
+
+
+class SharedTraining:
+    """The shared weights, state and gradient slots of one ``fit`` (see the module)."""
+
+    def __init__(self, model, comm) -> None:
+        self.comm = comm
+        self.tails: dict[int, NodeArrays] = {}  # per length: each rank's loss/metric sums
+        self.optimizer = opt = model.optimizer
+        self.variables = variables = list(model.trainable_weights)
+        opt.build(variables)
+        self.ids = [id(v) for v in variables]
+        me = comm.local_rank
+        # the optimizer's state arrays ("_" names are scratch and stay private)
+        state = [
+            (i, name)
+            for i, v in enumerate(variables)
+            for name in sorted(opt._slots[id(v)])
+            if not name.startswith("_")
+        ]
+        self.state_keys = state
+        spec = [(v.shape, v.dtype) for v in variables]
+        state_arrays = [opt._slots[self.ids[i]][n] for i, n in state]
+        self.weights = NodeArrays(comm, spec)
+        self.state = NodeArrays(comm, [(a.shape, a.dtype) for a in state_arrays])
+        self.grads = NodeArrays(comm, spec, copies=comm.local_size)
+        if me == 0:
+            for dst, v in zip(self.weights.arrays[0], variables, strict=True):
+                dst[...] = v.data
+            for dst, a in zip(self.state.arrays[0], state_arrays, strict=True):
+                dst[...] = a
+        self._fence()
+        for v, a in zip(variables, self.weights.arrays[0], strict=True):
+            v.data = a
+        for a, (i, n) in zip(self.state.arrays[0], state, strict=True):
+            opt._slots[self.ids[i]][n] = a
+        # Who updates what: rows where the update is elementwise (every optimizer here,
+        # unless clipnorm scales by a variable's whole norm, or a state array is not
+        # shaped like its variable), else whole variables.
+        elementwise = opt.clipnorm is None and all(
+            opt._slots[self.ids[i]][n].shape == variables[i].shape for i, n in state
+        )
+        if elementwise:
+            shares = row_shares([v.shape for v in variables], comm.local_size)
+        else:
+            who = owners([v.size for v in variables], comm.local_size)
+            shares = [
+                [(o, 0, v.shape[0] if v.ndim else 1)] for o, v in zip(who, variables, strict=True)
+            ]
+        # this rank's pieces (variable, rows) and the rows it owns in each variable
+        self.mine = [(i, a, b) for i, sh in enumerate(shares) for r, a, b in sh if r == me]
+        self.own_rows = [(0, 0)] * len(variables)
+        for i, a, b in self.mine:
+            self.own_rows[i] = (a, b)
+        # each piece as a variable of its own, on the shared rows, with its own slots
+        # in the optimizer: the shared state's rows and private scratch
+        self.pieces = []
+        for i, a, b in self.mine:
+            v = variables[i]
+            piece = Variable(_rows(v.data, a, b), name=v.name, path=f"{v.path}[{a}:{b}]")
+            slots = opt._build_slots(piece)
+            for n in slots:
+                if not n.startswith("_"):
+                    slots[n] = _rows(opt._slots[self.ids[i]][n], a, b)
+            opt._slots[id(piece)] = slots
+            self.pieces.append(piece)
+        # the owned rows' summed gradients, packed for the allreduce between nodes
+        self.packed = [np.empty(p.shape, p.dtype) for p in self.pieces]
+
+    def _fence(self) -> None:
+        wins = [a.win for a in (self.weights, self.state, self.grads, *self.tails.values())]
+        for w in wins:
+            w.Sync()
+        self.comm.node.Barrier()
+        for w in wins:
+            w.Sync()
+
+    def matches(self, variables) -> bool:
+        return [id(v) for v in variables] == self.ids
+
+    def reduce_and_apply(self, tail: np.ndarray) -> np.ndarray:
+        """Steps 1-3 of the module's step, after this rank's backward pass. ``tail``
+        (float64: the loss and metric sums) rides along; returns its sum over all ranks,
+        added in the same order on every rank."""
+        comm, me = self.comm, self.comm.local_rank
+        if len(tail) not in self.tails:  # (the first step: every rank at once)
+            self.tails[len(tail)] = NodeArrays(comm, [(tail.shape, np.float64)], comm.local_size)
+        tails = [t[0] for t in self.tails[len(tail)].arrays]
+        tails[me][...] = tail
+        slots = self.grads.arrays
+        for i, v in enumerate(self.variables):
+            a, b = self.own_rows[i]
+            dst = slots[me][i]
+            if v.ndim == 0:  # a scalar: whole, owned or not
+                if a == b:
+                    dst[...] = 0 if v.grad is None else v.grad
+                continue
+            for lo, hi in ((0, a), (b, v.shape[0])):  # the rows others own
+                if hi > lo:
+                    dst[lo:hi] = 0 if v.grad is None else v.grad[lo:hi]
+        self._fence()
+        others = [k for k in range(comm.local_size) if k != me]
+        grads = []
+        for (i, a, b), out in zip(self.mine, self.packed, strict=True):
+            g = self.variables[i].grad
+            first = _rows(slots[others[0]][i], a, b)
+            if g is None:
+                out[...] = first
+            else:
+                np.add(_rows(g, a, b), first, out=out)
+            for k in others[1:]:
+                out += _rows(slots[k][i], a, b)
+            grads.append(out)
+        total = tails[0].copy()
+        for t in tails[1:]:
+            total += t
+        cross = comm.cross
+        if cross is not None and cross.Get_size() > 1:
+            for out in [*self.packed, total]:
+                cross.Allreduce(comm.MPI.IN_PLACE, out, op=comm.MPI.SUM)
+        from hpnn.engine.tensor import no_grad
+
+        if self.pieces:
+            with no_grad():
+                self.optimizer.apply(grads, self.pieces)
+        else:  # nothing owned: the step still counts (schedules, bias correction)
+            self.optimizer.iterations += 1
+        self._fence()
+        return total
+
+    def close(self) -> None:
+        """Every rank takes its own copy of the weights and state; the windows are freed."""
+        opt = self.optimizer
+        for piece in self.pieces:
+            del opt._slots[id(piece)]
+        self.pieces = []
+        for v in self.variables:
+            v.data = np.array(v.data)
+        for i, n in self.state_keys:
+            slots = opt._slots[self.ids[i]]
+            slots[n] = np.array(slots[n])
+        self._fence()
+        for arrays in (*self.tails.values(), self.grads, self.state, self.weights):
+            arrays.free()
+        self.tails = {}
+
+
+def _rows(a, first: int, end: int):
+    """Rows ``first:end`` of ``a`` (a view); a 0-d array whole."""
+    return a if a.ndim == 0 else a[first:end]
