@@ -3,8 +3,9 @@
 Run the same script under ``mpiexec -n N python -m mpi4py train.py`` (or
 ``srun``): hpnn notices the MPI launch on the first ``fit`` and trains with
 every rank on a disjoint shard of each global batch of ``batch_size * N``
-samples, gradients summed with one allreduce per step. Without an MPI launch
-nothing changes and mpi4py is never imported.
+samples, gradients summed over the ranks every step (ranks of one node share
+one copy of the weights in memory: ``hpnn.distributed.shared``). Without an MPI
+launch nothing changes and mpi4py is never imported.
 """
 
 from __future__ import annotations

@@ -3,9 +3,14 @@
 Every rank takes its slice of each global batch. Its loss is the local mean
 scaled by ``n_local / n_global``, so the summed gradient over ranks is exactly
 the gradient of the global batch mean, whatever the shard sizes (a rank with no
-sample contributes zeros and still joins the allreduce, so nobody hangs). The
-batch loss and the metric sums ride in the same buffer as the gradients, so the
-logs every rank sees — and every callback decides on — are global and equal.
+sample contributes zeros and still joins the sum, so nobody hangs). The batch
+loss and the metric sums are summed over the ranks in the same step, so the logs
+every rank sees — and every callback decides on — are global and equal.
+
+How the gradients are summed: ``hpnn.distributed.shared`` (ranks of a node train
+one shared copy of the weights) inside ``fit``, else ``Communicator.gradient_sum``
+(a shared-memory sum per node, or one allreduce) and the whole optimizer step on
+every rank.
 """
 
 from __future__ import annotations
