@@ -86,6 +86,12 @@ class Optimizer:
             if not _.startswith("_")
         ]
 
+    def state_variables(self, variables) -> list[int]:
+        """The positions in ``variables`` of the variables that hold state, in the order
+        ``variables()`` lists their slots (for saving; ``build`` takes them back)."""
+        where = {id(v): i for i, v in enumerate(variables)}
+        return [where[id(v)] for v in self._order if id(v) in where]
+
     def set_state(self, iterations: int, arrays) -> None:
         arrays = list(arrays)
         mine = self.variables()

@@ -113,8 +113,26 @@ def save_model(model, path) -> None:
         arrays.update({f"optimizer_{i}": to_numpy(s) for i, s in enumerate(state)})
         document["optimizer_iterations"] = int(model.optimizer.iterations)
         document["optimizer_slots"] = len(state)
+        # which weights the state belongs to: a layer frozen after training keeps its
+        # slots, though it is no longer among the trainable weights
+        document["optimizer_variables"] = model.optimizer.state_variables(model.weights)
     document["model"]["config"]["build_input_shape"] = list(model.input_shape or [])
     write_archive(path, document, arrays)
+
+
+def build_optimizer_state(model, indices=None) -> None:
+    """Create the optimizer's slots for the weights at ``indices`` of ``model.weights``, in
+    that order (as saved); without them (older files), for the trainable weights."""
+    weights = model.weights
+    if indices is None:
+        model.optimizer.build(model.trainable_weights)
+        return
+    if any(not 0 <= i < len(weights) for i in indices):
+        raise ArchiveError(
+            f"the optimizer state names weights {list(indices)}, but the model has "
+            f"{len(weights)}: the file does not match its architecture."
+        )
+    model.optimizer.build([weights[i] for i in indices])
 
 
 def _weights_from(arrays, prefix, count=None):
@@ -159,7 +177,7 @@ def load_model(path, custom_objects=None, compile=True):  # noqa: A002 - Keras' 
         )
         n_slots = document.get("optimizer_slots")
         if n_slots:
-            model.optimizer.build(model.trainable_weights)
+            build_optimizer_state(model, document.get("optimizer_variables"))
             model.optimizer.set_state(
                 document["optimizer_iterations"], _weights_from(arrays, "optimizer_", n_slots)
             )

@@ -118,7 +118,9 @@ class BackupAndRestore(Callback):
         n_w = document["n_weights"]
         model.set_weights([arrays[f"w{i}"] for i in range(n_w)])
         if document["n_slots"]:
-            model.optimizer.build(model.trainable_weights)
+            from hpnn.models.saving import build_optimizer_state  # (models imports this)
+
+            build_optimizer_state(model, document.get("slot_weights"))
             model.optimizer.set_state(
                 document["iterations"], [arrays[f"s{i}"] for i in range(document["n_slots"])]
             )
@@ -139,6 +141,7 @@ class BackupAndRestore(Callback):
             "epoch": epoch,
             "n_weights": len(weights),
             "n_slots": len(slots),
+            "slot_weights": model.optimizer.state_variables(model.weights) if slots else [],
             "iterations": int(model.optimizer.iterations),
             "shuffle_seed": int(model._shuffle_seed),
             "rng_states": [g.bit_generator.state for g in random_generators(model)],

@@ -92,8 +92,9 @@ def train(batch_size, out=None, weighted=False, freeze=False, clipped=False, cli
     if weighted:  # class weights in training, sample weights in validation
         wv = np.random.default_rng(2).uniform(0.0, 2.0, len(xv)).astype("float32")
         fit_kw, val, ev_kw = {"class_weight": {0: 0.5, 2: 3.0}}, (xv, yv, wv), {"sample_weight": wv}
-    if freeze:
-        fit_kw["callbacks"] = [Freeze()]
+    fit_kw["callbacks"] = [Freeze()] if freeze else []
+    if out is not None:  # rank 0 writes the model and optimizer state each epoch
+        fit_kw["callbacks"].append(hpnn.callbacks.ModelCheckpoint(f"{out}.ckpt.hpnn"))
     hist = model.fit(
         x, y, batch_size=batch_size, epochs=3, validation_data=val, verbose=0, **fit_kw
     )

@@ -120,6 +120,13 @@ def test_ranks_equal_one_process_with_the_global_batch(tmp_path, mode, path):
     # every rank ends in the same state, and its weights are its own again after fit
     assert many.pop("agree"), "the ranks ended with different weights or optimizer state"
     assert many.pop("private"), "a change to rank 1's weights showed on another rank"
+    # the checkpoint rank 0 wrote at the last epoch's end holds the final state whole
+    ckpt = hpnn.models.load_model(f"{out}.ckpt.hpnn", custom_objects={"Scale": mpi_worker.Scale})
+    assert ckpt.optimizer.iterations == int(many["iterations"])
+    for i, w in enumerate(ckpt.get_weights()):
+        np.testing.assert_array_equal(w, many[f"w{i}"])
+    for i, s in enumerate(ckpt.optimizer.variables()):
+        np.testing.assert_array_equal(s, many[f"s{i}"])
     # one process, batch ranks x 8, same data and seed
     one = mpi_worker.train(8 * ranks, **mpi_worker.flags(mode))
     assert many.keys() == one.keys()

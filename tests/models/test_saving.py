@@ -59,6 +59,23 @@ def test_save_load_round_trip_continues_training_identically(tmp_path):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
+def test_a_layer_frozen_after_training_keeps_its_optimizer_state(tmp_path):
+    model, x, y = trained_cnn()
+    model.layers[0].trainable = False  # its Adam slots stay; it is no longer trainable
+    model.save(tmp_path / "m.hpnn")
+    loaded = hpnn.models.load_model(tmp_path / "m.hpnn")
+    assert not loaded.layers[0].trainable
+    assert len(loaded.optimizer.variables()) == len(model.optimizer.variables()) == 8
+    for a, b in zip(model.optimizer.variables(), loaded.optimizer.variables(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # both go on with the same state (the Dense layer's slots were matched to it)
+    model.layers[2].rate = loaded.layers[2].rate = 0.0
+    model.train_on_batch(x[:16], y[:16])
+    loaded.train_on_batch(x[:16], y[:16])
+    for a, b in zip(model.get_weights(), loaded.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
 def test_regularizers_and_initializers_survive_json(tmp_path):
     model, _, _ = trained_cnn()
     clone = hpnn.models.model_from_json(model.to_json())
