@@ -2,14 +2,13 @@
 
 ``SingleProcessComm`` is the one-rank communicator (every collective is the
 identity), so the data-parallel code path runs and is tested in one process.
-``MPIComm`` wraps an mpi4py communicator; it and ``SharedSum`` are the only
-places mpi4py is used.
+``MPIComm`` wraps an mpi4py communicator; it and ``hpnn.distributed.shared``
+are the only places mpi4py is used.
 
 Gradients are summed through a ``GradientSum``: the step writes its flat
 gradient into ``slot`` and ``reduce()`` returns the sum over all ranks. Over MPI,
-ranks that share a node sum through one MPI-3 shared-memory window (each rank
-adds up its own 1/n of the slots; no message is copied through MPI's buffers),
-and the nodes then allreduce those node sums, each local rank its own chunk.
+ranks that share a node sum through one MPI-3 shared-memory window
+(``hpnn.distributed.shared.SharedSum``).
 """
 
 from __future__ import annotations
@@ -32,9 +31,6 @@ class GradientSum:
     def reduce(self) -> np.ndarray:
         """The sum over ranks of every rank's ``slot``; valid until the next ``reduce()``."""
         return self.comm.allreduce_(self.slot)
-
-    def free(self) -> None:
-        return None
 
 
 class Communicator:
@@ -73,11 +69,6 @@ class Communicator:
 
     def _new_gradient_sum(self, n, dtype) -> GradientSum:
         return GradientSum(self, n, dtype)
-
-    def free(self) -> None:
-        """Release the gradient buffers (collective where they are shared)."""
-        for g in self.__dict__.pop("_gradient_sums", {}).values():
-            g.free()
 
 
 class SingleProcessComm(Communicator):
@@ -147,55 +138,7 @@ class MPIComm(Communicator):
 
     def _new_gradient_sum(self, n, dtype):
         if self.shared_memory and self.size > 1:
+            from hpnn.distributed.shared import SharedSum
+
             return SharedSum(self, n, dtype)
         return GradientSum(self, n, dtype)
-
-
-class SharedSum(GradientSum):
-    """Sum over ranks through a shared-memory window per node.
-
-    The window holds one slot per local rank and the result. ``reduce()``: a
-    barrier (every slot written), local rank ``r`` adds up chunk ``r`` of all slots
-    into the result and, with several nodes, allreduces that chunk with the
-    ranks of the same local rank on the other nodes; a second barrier, and every
-    rank reads the whole result. The barrier at the next ``reduce()`` keeps the
-    result until every rank has used it.
-    """
-
-    def __init__(self, comm: MPIComm, n: int, dtype) -> None:
-        MPI = comm.MPI
-        self.comm = comm
-        local, size = comm.local_rank, comm.local_size
-        item = np.dtype(dtype).itemsize
-        nbytes = n * (size + 1) * item if local == 0 else 0
-        self.win = MPI.Win.Allocate_shared(nbytes, item, comm=comm.node)
-        mem, _ = self.win.Shared_query(0)
-        table = np.ndarray(buffer=mem, dtype=dtype, shape=(size + 1, n))
-        self.slots, self.result = table[:size], table[size]
-        self.slot = table[local]
-        self.chunk = slice(local * n // size, (local + 1) * n // size)
-        self.win.Lock_all(MPI.MODE_NOCHECK)
-
-    def _fence(self) -> None:
-        self.win.Sync()
-        self.comm.node.Barrier()
-        self.win.Sync()
-
-    def reduce(self) -> np.ndarray:
-        self._fence()
-        c, out = self.chunk, self.result[self.chunk]
-        if len(self.slots) == 1:
-            out[...] = self.slots[0, c]
-        else:
-            np.add(self.slots[0, c], self.slots[1, c], out=out)
-            for s in self.slots[2:]:
-                out += s[c]
-        cross = self.comm.cross
-        if cross.Get_size() > 1:
-            cross.Allreduce(self.comm.MPI.IN_PLACE, out, op=self.comm.MPI.SUM)
-        self._fence()
-        return self.result
-
-    def free(self) -> None:
-        self.win.Unlock_all()
-        self.win.Free()

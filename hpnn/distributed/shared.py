@@ -29,6 +29,8 @@ import itertools
 
 import numpy as np
 
+from hpnn.distributed.comm import GradientSum
+from hpnn.engine.tensor import no_grad
 from hpnn.engine.variable import Variable
 
 _ALIGN = 64  # bytes: each array starts on a cache line
@@ -91,6 +93,57 @@ class NodeArrays:
         self.arrays = []
         self.win.Unlock_all()
         self.win.Free()
+
+
+def fence(comm, node_arrays) -> None:
+    """A barrier of the node's ranks that also orders their reads and writes of the
+    shared windows (``MPI_Win_sync`` on each side)."""
+    for a in node_arrays:
+        a.win.Sync()
+    comm.node.Barrier()
+    for a in node_arrays:
+        a.win.Sync()
+
+
+def _sum_into(out, parts):
+    """``out = parts[0] + parts[1] + ...``, added in that order; returns ``out``."""
+    if len(parts) == 1:
+        out[...] = parts[0]
+        return out
+    np.add(parts[0], parts[1], out=out)
+    for p in parts[2:]:
+        out += p
+    return out
+
+
+class SharedSum(GradientSum):
+    """A gradient sum over ranks through a shared-memory window per node (for when
+    every rank keeps its own weights: ``global_clipnorm``, one rank per node).
+
+    The window holds one slot per local rank and the result. ``reduce()``: a
+    barrier (every slot written), local rank ``r`` adds up chunk ``r`` of all slots
+    into the result and, with several nodes, allreduces that chunk with the
+    ranks of the same local rank on the other nodes; a second barrier, and every
+    rank reads the whole result. The barrier at the next ``reduce()`` keeps the
+    result until every rank has used it.
+    """
+
+    def __init__(self, comm, n: int, dtype) -> None:
+        self.comm = comm
+        local, size = comm.local_rank, comm.local_size
+        self.table = NodeArrays(comm, [((n,), dtype)], copies=size + 1)
+        rows = [arrays[0] for arrays in self.table.arrays]
+        self.slots, self.result, self.slot = rows[:size], rows[size], rows[local]
+        self.chunk = slice(local * n // size, (local + 1) * n // size)
+
+    def reduce(self) -> np.ndarray:
+        comm, c = self.comm, self.chunk
+        fence(comm, [self.table])
+        out = _sum_into(self.result[c], [s[c] for s in self.slots])
+        if comm.cross.Get_size() > 1:
+            comm.cross.Allreduce(comm.MPI.IN_PLACE, out, op=comm.MPI.SUM)
+        fence(comm, [self.table])
+        return self.result
 
 
 def usable(model, comm) -> bool:
@@ -176,12 +229,7 @@ class SharedTraining:
         self.packed = [np.empty(p.shape, p.dtype) for p in self.pieces]
 
     def _fence(self) -> None:
-        wins = [a.win for a in (self.weights, self.state, self.grads, *self.tails.values())]
-        for w in wins:
-            w.Sync()
-        self.comm.node.Barrier()
-        for w in wins:
-            w.Sync()
+        fence(self.comm, [self.weights, self.state, self.grads, *self.tails.values()])
 
     def matches(self, variables) -> bool:
         return [id(v) for v in variables] == self.ids
@@ -207,27 +255,17 @@ class SharedTraining:
                 if hi > lo:
                     dst[lo:hi] = 0 if v.grad is None else v.grad[lo:hi]
         self._fence()
-        others = [k for k in range(comm.local_size) if k != me]
+        others = [slots[k] for k in range(comm.local_size) if k != me]
         grads = []
         for (i, a, b), out in zip(self.mine, self.packed, strict=True):
             g = self.variables[i].grad
-            first = _rows(slots[others[0]][i], a, b)
-            if g is None:
-                out[...] = first
-            else:
-                np.add(_rows(g, a, b), first, out=out)
-            for k in others[1:]:
-                out += _rows(slots[k][i], a, b)
-            grads.append(out)
-        total = tails[0].copy()
-        for t in tails[1:]:
-            total += t
+            theirs = [_rows(other[i], a, b) for other in others]
+            grads.append(_sum_into(out, theirs if g is None else [_rows(g, a, b), *theirs]))
+        total = _sum_into(np.empty_like(tail), tails)
         cross = comm.cross
         if cross is not None and cross.Get_size() > 1:
             for out in [*self.packed, total]:
                 cross.Allreduce(comm.MPI.IN_PLACE, out, op=comm.MPI.SUM)
-        from hpnn.engine.tensor import no_grad
-
         if self.pieces:
             with no_grad():
                 self.optimizer.apply(grads, self.pieces)

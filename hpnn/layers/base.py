@@ -256,27 +256,22 @@ class Layer:
 
     @property
     def weights(self) -> list[Variable]:
-        out = list(self._weights)
-        subs = self._sublayers()
-        if subs:
-            seen = {id(w) for w in out}
-            for layer in subs:
-                for w in layer.weights:
-                    if id(w) not in seen:
-                        seen.add(id(w))
-                        out.append(w)
-        return out
+        return self._and_sublayers(list(self._weights), "weights")
 
     @property
     def trainable_weights(self) -> list[Variable]:
         if not self.trainable:
             return []
-        own = [w for w in self._weights if w.trainable]
+        return self._and_sublayers([w for w in self._weights if w.trainable], "trainable_weights")
+
+    def _and_sublayers(self, own: list, attr: str) -> list:
+        """``own`` and then each held layer's ``attr`` list, every variable once (a layer
+        held twice, or a weight of this layer's own, is not repeated)."""
         subs = self._sublayers()
         if subs:
             seen = {id(w) for w in self._weights}
             for layer in subs:
-                for w in layer.trainable_weights:
+                for w in getattr(layer, attr):
                     if id(w) not in seen:
                         seen.add(id(w))
                         own.append(w)

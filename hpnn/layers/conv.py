@@ -25,6 +25,18 @@ def _data_format(value, owner, layout="(N, H, W, C)"):
         )
 
 
+def _conv2d_geometry(layer, filters, kernel_size, strides, padding, data_format) -> str:
+    """Check and set a 2-D convolution's filters, kernel_size, strides and padding;
+    returns the layer's name for error messages."""
+    owner = layer._where()
+    layer.filters = layer._positive_int("filters", filters)
+    layer.kernel_size = normalize_tuple(kernel_size, 2, "kernel_size", owner)
+    layer.strides = normalize_tuple(strides, 2, "strides", owner)
+    layer.padding = _padding(padding, owner)
+    _data_format(data_format, owner)
+    return owner
+
+
 class Conv2D(KernelLayer):
     """2-D convolution over ``(batch, height, width, channels)``.
 
@@ -56,12 +68,7 @@ class Conv2D(KernelLayer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        owner = self._where()
-        self.filters = self._positive_int("filters", filters)
-        self.kernel_size = normalize_tuple(kernel_size, 2, "kernel_size", owner)
-        self.strides = normalize_tuple(strides, 2, "strides", owner)
-        self.padding = _padding(padding, owner)
-        _data_format(data_format, owner)
+        owner = _conv2d_geometry(self, filters, kernel_size, strides, padding, data_format)
         self.dilation_rate = normalize_tuple(dilation_rate, 2, "dilation_rate", owner)
         if self.dilation_rate != (1, 1) and self.strides != (1, 1):
             raise ValueError(
@@ -146,12 +153,7 @@ class Conv2DTranspose(KernelLayer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        owner = self._where()
-        self.filters = self._positive_int("filters", filters)
-        self.kernel_size = normalize_tuple(kernel_size, 2, "kernel_size", owner)
-        self.strides = normalize_tuple(strides, 2, "strides", owner)
-        self.padding = _padding(padding, owner)
-        _data_format(data_format, owner)
+        owner = _conv2d_geometry(self, filters, kernel_size, strides, padding, data_format)
         if normalize_tuple(dilation_rate, 2, "dilation_rate", owner) != (1, 1):
             raise NotImplementedError(f"{owner}: dilation_rate other than 1 is not supported yet.")
         self.output_padding = None

@@ -259,11 +259,10 @@ class Functional(Model):
         """Print the layers, their output shapes, parameter counts and inbound layers."""
         print_fn = print_fn or print
         cols = (30, 24, 12, max(20, line_length - 66))
-        rule = "-" * sum(cols)
         head = ("Layer (type)", "Output Shape", "Param #", "Connected to")
         lines = [
             f'Model: "{self.name}"',
-            rule,
+            "-" * sum(cols),
             "".join(h.ljust(c) for h, c in zip(head, cols, strict=True)),
         ]
         lines.append("=" * sum(cols))
@@ -272,16 +271,7 @@ class Functional(Model):
         for node in self._nodes:
             sources = [t._layer.name for t in node._inputs]
             lines.append(self._summary_row(node._layer, node.shape, sources, cols))
-        trainable = sum(w.size for w in self.trainable_weights)
-        total = self.count_params()
-        lines += [
-            "=" * sum(cols),
-            f"Total params: {total:,}",
-            f"Trainable params: {trainable:,}",
-            f"Non-trainable params: {total - trainable:,}",
-            rule,
-        ]
-        print_fn("\n".join(lines))
+        print_fn("\n".join([*lines, *self._summary_totals(cols)]))
 
     @staticmethod
     def _summary_row(layer, shape, sources, cols) -> str:

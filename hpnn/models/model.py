@@ -62,6 +62,18 @@ class Model(Layer):
     as in Keras.
     """
 
+    def _summary_totals(self, cols) -> list[str]:
+        """The parameter counts that end ``summary()``'s table ``cols`` wide."""
+        trainable = sum(w.size for w in self.trainable_weights)
+        total = self.count_params()
+        return [
+            "=" * sum(cols),
+            f"Total params: {total:,}",
+            f"Trainable params: {trainable:,}",
+            f"Non-trainable params: {total - trainable:,}",
+            "-" * sum(cols),
+        ]
+
     def __new__(cls, *args, **kwargs):
         if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
             from hpnn.models.functional import Functional

@@ -130,10 +130,9 @@ class Sequential(Model):
             )
         print_fn = print_fn or print
         cols = (max(34, line_length - 46), 28, 12)
-        rule = "-" * sum(cols)
         lines = [
             f'Model: "{self.name}"',
-            rule,
+            "-" * sum(cols),
             "Layer (type)".ljust(cols[0]) + "Output Shape".ljust(cols[1]) + "Param #",
             "=" * sum(cols),
         ]
@@ -144,16 +143,7 @@ class Sequential(Model):
                 + str(layer.output_shape).ljust(cols[1])
                 + f"{layer.count_params():,}"
             )
-        trainable = sum(w.size for w in self.trainable_weights)
-        total = self.count_params()
-        lines += [
-            "=" * sum(cols),
-            f"Total params: {total:,}",
-            f"Trainable params: {trainable:,}",
-            f"Non-trainable params: {total - trainable:,}",
-            rule,
-        ]
-        print_fn("\n".join(lines))
+        print_fn("\n".join([*lines, *self._summary_totals(cols)]))
 
     def get_config(self) -> dict:
         layers = [
