@@ -12,9 +12,11 @@ functional model with one output) of hpnn's own layers containing a convolution,
 pooling or recurrent layer (a stack of ``Dense`` layers is BLAS-bound and runs
 faster on threaded BLAS), NumPy arrays,
 numpy's BLAS set to 2-4 threads (it then runs one thread per part), and at least
-``MIN_PER_THREAD`` samples per part. Training additionally needs every layer to be
-deterministic and stateless in training (no Dropout, noise, augmentation or
-BatchNormalization) and a loss reduced by ``sum_over_batch_size`` (the default).
+``MIN_PER_THREAD`` samples per part (``MIN_PER_THREAD_RECURRENT`` with a recurrent or
+attention layer, whose many small per-time-step operations make small parts lose).
+Training additionally needs every layer to be deterministic and stateless in
+training (no Dropout, noise, augmentation or BatchNormalization) and a loss
+reduced by ``sum_over_batch_size`` (the default).
 ``HPNN_BATCH_THREADS=0`` (or 1) turns it off; ``HPNN_BATCH_THREADS=N`` asks for N
 threads wherever the model qualifies. Controlling BLAS threads needs
 ``threadpoolctl`` (in ``hpnn[jit]``); without it nothing is split.
@@ -34,7 +36,8 @@ import threading
 
 import numpy as np
 
-MIN_PER_THREAD = 64  # smaller parts lose more to twice the Python work than they gain
+MIN_PER_THREAD = 16  # convolution/pooling: the reference CNN gains from 2 parts of 16
+MIN_PER_THREAD_RECURRENT = 64  # LSTM/GRU parts of 32 lose to twice the Python work
 MAX_AUTO_THREADS = 4
 
 _lock = threading.Lock()
@@ -98,6 +101,8 @@ _WORTH = (
     "AveragePooling2D", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed",
     "MultiHeadAttention",
 )  # fmt: skip
+# Worth a split only with larger parts: many small operations per sample (time steps).
+_STEPPED = ("SimpleRNN", "LSTM", "GRU", "Bidirectional", "MultiHeadAttention")
 # Exact types (a subclass may keep state): sample by sample and deterministic in training.
 _TRAIN = (
     *_WORTH, "InputLayer", "Dense", "Flatten", "Activation", "GlobalAveragePooling1D",
@@ -118,12 +123,13 @@ _INFER = (
 
 @functools.cache
 def _layer_kinds():
-    """The sets of layer classes: (splittable in training, in inference, worth a split)."""
+    """The sets of layer classes: (splittable in training, in inference, worth a split,
+    worth it only in larger parts)."""
     from hpnn import layers
 
-    kinds = ({getattr(layers, n) for n in names} for names in (_TRAIN, _INFER, _WORTH))
-    train, infer, worth = kinds
-    return train, train | infer, worth
+    names = (_TRAIN, _INFER, _WORTH, _STEPPED)
+    train, infer, worth, stepped = ({getattr(layers, n) for n in ns} for ns in names)
+    return train, train | infer, worth, stepped
 
 
 def _inner(layer):
@@ -136,20 +142,22 @@ def _inner(layer):
     return [x for x in inner if x is not None]
 
 
-def _qualifies(model, training: bool) -> bool:
+def _min_part(model, training: bool) -> int | None:
+    """The fewest samples a part of a split batch may have, or None where the model
+    does not qualify for a split."""
     from hpnn.models.functional import Functional
     from hpnn.models.sequential import Sequential
 
     if not model.built:
-        return False
+        return None
     if type(model) is Functional:
         if model._multi_out:
-            return False  # each output's latest loss is kept on the shared loss object
+            return None  # each output's latest loss is kept on the shared loss object
     elif type(model) is not Sequential:
-        return False
-    train, infer, worth = _layer_kinds()
+        return None
+    train, infer, worth, stepped = _layer_kinds()
     allowed = train if training else infer
-    found_worth = False
+    found_worth = found_stepped = False
     stack = list(model.layers)
     while stack:
         layer = stack.pop()
@@ -157,14 +165,17 @@ def _qualifies(model, training: bool) -> bool:
             stack.extend(layer.layers)
             continue
         if type(layer) not in allowed:
-            return False
+            return None
         if training and (getattr(layer, "dropout", 0) or getattr(layer, "recurrent_dropout", 0)):
-            return False  # recurrent dropout draws random masks
+            return None  # recurrent dropout draws random masks
         found_worth = found_worth or type(layer) in worth
+        found_stepped = found_stepped or type(layer) in stepped
         stack.extend(_inner(layer))
     if training and getattr(model.loss, "reduction", None) != "sum_over_batch_size":
-        return False  # the parts' losses are combined as batch means
-    return found_worth
+        return None  # the parts' losses are combined as batch means
+    if not found_worth:
+        return None
+    return MIN_PER_THREAD_RECURRENT if found_stepped else MIN_PER_THREAD
 
 
 def parts(model, n: int, training: bool) -> list[slice] | None:
@@ -175,7 +186,8 @@ def parts(model, n: int, training: bool) -> list[slice] | None:
     weights = model.weights
     if not weights or not isinstance(weights[0].data, np.ndarray):
         return None  # CuPy: the GPU runs the whole batch
-    if not _qualifies(model, training):
+    least = _min_part(model, training)
+    if least is None:
         return None
     if asked is None:
         k = blas_threads()
@@ -183,7 +195,7 @@ def parts(model, n: int, training: bool) -> list[slice] | None:
             return None
     else:
         k = asked if _blas_controllers() else 0
-    k = min(k, n // MIN_PER_THREAD)
+    k = min(k, n // least)
     if k < 2:
         return None
     bounds = [n * i // k for i in range(k + 1)]

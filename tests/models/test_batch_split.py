@@ -18,6 +18,7 @@ def split(monkeypatch):
     """Split into (up to) 3 parts of at least 4 samples, whatever this machine's cores."""
     monkeypatch.setenv("HPNN_BATCH_THREADS", "3")
     monkeypatch.setattr(batch_split, "MIN_PER_THREAD", 4)
+    monkeypatch.setattr(batch_split, "MIN_PER_THREAD_RECURRENT", 4)
     calls = []
     real = batch_split.run
 
@@ -196,6 +197,22 @@ def test_where_it_applies(split):
     heads = hpnn.Model(inp, [layers.Dense(3)(h), layers.Dense(1)(h)])
     heads.compile(optimizer="sgd", loss="mse")
     assert batch_split.parts(heads, 12, training=True) is None  # several outputs
+
+
+def test_recurrent_models_need_larger_parts(monkeypatch):
+    monkeypatch.setenv("HPNN_BATCH_THREADS", "2")
+    conv = compiled(cnn())
+    rnn = compiled(hpnn.Sequential([hpnn.Input((5, 3)), layers.LSTM(4), layers.Dense(2)]))
+    small = 2 * batch_split.MIN_PER_THREAD
+    assert batch_split.MIN_PER_THREAD < batch_split.MIN_PER_THREAD_RECURRENT
+    assert batch_split.parts(conv, small, training=True) == [
+        slice(0, small // 2),
+        slice(small // 2, small),
+    ]
+    assert batch_split.parts(rnn, small, training=True) is None
+    large = 2 * batch_split.MIN_PER_THREAD_RECURRENT
+    assert len(batch_split.parts(rnn, large, training=True)) == 2
+    assert batch_split.parts(conv, small - 1, training=False) is None
 
 
 def test_a_subclassed_layer_is_not_split(split):
