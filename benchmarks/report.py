@@ -120,6 +120,13 @@ def print_speed(res, frameworks) -> None:
         "process and of everything else (/proc/stat); others > 0 means the timing shared the "
         "2 cores. Spinning BLAS/OpenMP threads count as busy."
     )
+    if "torch-stock" in frameworks:
+        print(
+            "torch: PyTorch in this process, where hpnn's import raised glibc's mmap and trim "
+            "thresholds (hpnn.allocator), which speeds PyTorch up too; torch-stock: PyTorch as "
+            "installed, in a child process that never imports hpnn (glibc's defaults), timed "
+            "pass by pass in the same alternation."
+        )
     for wl, r in res["speed"].items():
         if "hpnn_fit" in r:
             overhead = r["hpnn"]["median"] / r["hpnn_fit"] - 1

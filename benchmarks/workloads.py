@@ -10,6 +10,9 @@ memory never loads another.
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -304,7 +307,51 @@ def setup_jax(workload, x, labels, on_ready=_noop, seed=0) -> Job:
     return Job(train_pass)
 
 
-SETUPS = {"hpnn": setup_hpnn, "torch": setup_torch, "jax": setup_jax}
+# -- PyTorch as installed: in a child process that never imports hpnn ----------------------
+STOCK_SERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "stock_server.py")
+
+
+def setup_torch_stock(workload, x, labels, on_ready=_noop, seed=0) -> Job:
+    """PyTorch in its own process, which never imports hpnn: glibc's malloc keeps its
+    defaults there, while in this process hpnn's import has raised its mmap and trim
+    thresholds (``hpnn.allocator``), which speeds PyTorch up too. The child builds the
+    same data (``make_data`` of the same size) and runs one pass per request, so the
+    passes still alternate with the other frameworks'."""
+    child = subprocess.Popen(
+        [sys.executable, STOCK_SERVER, workload, str(len(x)), str(seed)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")},
+    )
+    ready = child.stdout.readline().strip()
+    if ready != "ready":
+        child.kill()
+        raise RuntimeError(f"the stock PyTorch child did not start (said {ready!r})")
+    on_ready()
+    cpu = [0.0]
+
+    def run_pass():
+        child.stdin.write("pass\n")
+        child.stdin.flush()
+        n, seconds = child.stdout.readline().split()
+        cpu[0] = float(seconds)
+        return int(n)
+
+    def close():
+        if child.poll() is None:
+            child.stdin.close()
+            child.wait(timeout=30)
+
+    return Job(run_pass, {"child_cpu": lambda: cpu[0], "close": close})
+
+
+SETUPS = {
+    "hpnn": setup_hpnn,
+    "torch": setup_torch,
+    "torch-stock": setup_torch_stock,
+    "jax": setup_jax,
+}
 
 
 # -- cold start: what a fresh `python -c` runs, up to the end of the first training step ------
