@@ -149,6 +149,33 @@ def test_one_sgd_epoch_with_class_weights():
     assert hh.history["loss"][0] == pytest.approx(kh.history["loss"][0], rel=1e-5)
 
 
+def test_freeze_then_thaw_a_regularized_layer():
+    """A layer built frozen adds no weight penalty and does not move; thawed, it trains
+    and its penalty counts: weights and losses as Keras' through both phases."""
+    x = RNG.standard_normal((24, 5)).astype("float32")
+    y = RNG.integers(0, 3, 24)
+
+    def build(m, reg, opt):
+        base = m.layers.Dense(4, activation="tanh", kernel_regularizer=reg, trainable=False)
+        model = m.Sequential([m.Input((5,)), base, m.layers.Dense(3, activation="softmax")])
+        model.compile(optimizer=opt, loss="sparse_categorical_crossentropy")
+        return model, base
+
+    km, kb = build(keras, keras.regularizers.L2(0.05), keras.optimizers.SGD(0.1))
+    hm, hb = build(hpnn, hpnn.regularizers.L2(0.05), optimizers.SGD(0.1))
+    hm.set_weights([k2np(v) for v in km.weights])
+    for phase in range(2):
+        if phase:
+            kb.trainable = hb.trainable = True
+            km.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+            hm.compile(optimizer=optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+        kh = km.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+        hh = hm.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+        for a, b in zip(hm.get_weights(), [k2np(v) for v in km.weights], strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        assert hh.history["loss"][0] == pytest.approx(kh.history["loss"][0], rel=1e-5)
+
+
 LAYER_CASES = {
     "conv2d_same_stride2": (lambda m: m.Conv2D(4, 3, strides=2, padding="same"), (2, 7, 8, 3)),
     "conv1d_causal": (lambda m: m.Conv1D(4, 3, padding="causal", activation="tanh"), (2, 9, 3)),

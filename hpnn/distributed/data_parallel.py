@@ -85,7 +85,7 @@ def train_step(model, comm, xb, yb, n_global: int, wb=None) -> float:
         share = sum(penalties[1:], penalties[0]) * (1.0 / comm.size)
         loss_value += float(share.item()) * n_global
         loss = share if loss is None else loss + share
-    if loss is not None:
+    if loss is not None and loss.requires_grad:  # (not when no weight it reaches trains)
         loss.backward()
     sizes = [v.size for v in variables]
     # each metric's running sums (a total and a count, or AUC's confusion counts) grew

@@ -222,15 +222,30 @@ class Layer:
         """Create a weight (only from ``build``) and register it with the layer."""
         init = initializers.get(initializer)
         value = init(tuple(shape), dtype=dtype or self.dtype)
-        v = Variable(
-            value,
-            name=name or "variable",
-            trainable=trainable and self.trainable,
-            path=f"{self.name}/{name or 'variable'}",
-        )
+        v = Variable(value, name=name or "variable", trainable=trainable)
+        v.path = f"{self.name}/{name or 'variable'}"
+        v.requires_grad = trainable and self.trainable  # a frozen layer's take no gradient
         v.regularizer = regularizers.get(regularizer)
         self._weights.append(v)
         return v
+
+    @property
+    def trainable(self) -> bool:
+        """Whether the optimizer updates this layer's weights. Setting it (as in Keras)
+        sets it on every layer this one holds too, and freezes or thaws the weights
+        created trainable: a layer built or loaded frozen can be unfrozen later. Weights
+        created non-trainable (a BatchNormalization's moving statistics) stay so."""
+        return self.__dict__.get("_trainable", True)
+
+    @trainable.setter
+    def trainable(self, value) -> None:
+        value = bool(value)
+        self.__dict__["_trainable"] = value
+        for v in self.__dict__.get("_weights", ()):
+            v.requires_grad = v.trainable and value
+        if "_weights" in self.__dict__:  # (not while __init__ runs: nothing held yet)
+            for layer in self._sublayers():
+                layer.trainable = value
 
     def __setattr__(self, name, value):
         object.__setattr__(self, name, value)

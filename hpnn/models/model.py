@@ -120,6 +120,28 @@ class Model(Layer):
     def non_trainable_weights(self):
         return [w for layer in self.layers for w in layer.non_trainable_weights]
 
+    def get_layer(self, name=None, index=None):
+        """A layer of this model by ``name`` or by ``index`` in ``layers`` (as Keras)."""
+        if (name is None) == (index is None):
+            raise ValueError(
+                f"Model '{self.name}'.get_layer: expected a layer name or an index, not "
+                f"both or neither. Received: name={name!r}, index={index!r}"
+            )
+        if index is not None:
+            if not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(
+                    f"Model '{self.name}'.get_layer: index {index} out of range: the model "
+                    f"has {len(self.layers)} layers"
+                )
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(
+            f"Model '{self.name}'.get_layer: no layer named {name!r}. "
+            f"Existing layers: {[layer.name for layer in self.layers]}"
+        )
+
     def get_weights(self):
         return [w for layer in self.layers for w in layer.get_weights()]
 
@@ -173,7 +195,8 @@ class Model(Layer):
         return self._weight_penalties() + activity_losses(self)
 
     def _weight_penalties(self) -> list[Tensor]:
-        return [w.regularizer(w) for w in self.weights if w.regularizer is not None]
+        # the trainable weights' only, as Keras: a frozen layer's penalty is a constant
+        return [w.regularizer(w) for w in self.trainable_weights if w.regularizer is not None]
 
     # -- compile ----------------------------------------------------------------
     def compile(
@@ -338,7 +361,8 @@ class Model(Layer):
         variables = self.trainable_weights
         for v in variables:
             v.grad = None
-        loss.backward()
+        if loss.requires_grad:  # (not when every weight the loss reaches is frozen)
+            loss.backward()
         with no_grad():
             self.optimizer.apply([v.grad for v in variables], variables)
         for v in variables:
@@ -360,7 +384,8 @@ class Model(Layer):
             with collect_activity_penalties() as activity:
                 y_pred = self(self._to_input(xb[sl]), training=True)
             loss = self._total_loss(yb[sl], y_pred, activity, w)
-            return share * float(loss.item()), y_pred.data, gradients(loss, variables, share)
+            grads = gradients(loss, variables, share) if loss.requires_grad else []
+            return share * float(loss.item()), y_pred.data, grads or [None] * len(variables)
 
         results = batch_split.run(part, slices)
         total = []

@@ -130,3 +130,24 @@ def test_load_weights_file_as_model_is_refused(tmp_path):
 def test_unbuilt_model_cannot_be_saved(tmp_path):
     with pytest.raises(ValueError, match="not built"):
         hpnn.Sequential([layers.Dense(2)]).save(tmp_path / "x.hpnn")
+
+
+def test_a_layer_saved_frozen_can_be_unfrozen_after_loading(tmp_path):
+    model, x, y = trained_cnn()
+    model.layers[0].trainable = False
+    model.save(tmp_path / "m.hpnn")
+    loaded = hpnn.models.load_model(tmp_path / "m.hpnn")
+    conv = loaded.layers[0]
+    assert not conv.trainable and not any(w.requires_grad for w in conv.weights)
+    conv.trainable = True  # fine-tuning: thaw what was loaded frozen
+    model.layers[0].trainable = True
+    assert len(loaded.trainable_weights) == len(model.trainable_weights) == 4
+    for m in (model, loaded):
+        m.layers[2].rate = 0.0
+        m.compile(optimizer=hpnn.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    before = conv.get_weights()[0].copy()
+    model.train_on_batch(x[:16], y[:16])
+    loaded.train_on_batch(x[:16], y[:16])
+    assert not np.array_equal(before, conv.get_weights()[0])  # it trains again
+    for a, b in zip(model.get_weights(), loaded.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

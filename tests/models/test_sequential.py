@@ -623,3 +623,60 @@ def test_pop_and_add_on_a_model_built_by_predict(rng):
     assert model.predict(x, verbose=0).shape == (8, 3)
     model.compile(optimizer="sgd", loss="mse")
     model.fit(x, np.zeros((8, 3)), verbose=0)
+
+
+def test_freezing_and_thawing_follow_keras(blobs):
+    x, y = blobs
+    base = layers.Dense(8, activation="relu", trainable=False)  # built frozen
+    norm = layers.BatchNormalization()
+    hpnn.utils.set_random_seed(0)
+    model = Sequential([Input((4,)), base, norm, layers.Dense(3, activation="softmax")])
+    model = compiled(model)
+    assert [w.requires_grad for w in base.weights] == [False, False]  # no gradient work
+    frozen = base.get_weights()
+    history = model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    for a, b in zip(frozen, base.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    base.trainable = True
+    assert len(model.trainable_weights) == 6
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    assert not np.array_equal(frozen[0], base.get_weights()[0])
+    # a model's flag reaches every layer, as in Keras; the moving statistics stay frozen
+    model.trainable = False
+    assert not base.trainable and not norm.trainable and model.trainable_weights == []
+    model.trainable = True
+    assert base.trainable and norm.trainable and len(model.trainable_weights) == 6
+    assert [w.requires_grad for w in norm.weights] == [True, True, False, False]
+
+
+def test_a_model_with_every_layer_frozen_still_fits(blobs):
+    x, y = blobs
+    model = compiled(small_model(seed=0))
+    model.trainable = False
+    before = model.get_weights()
+    history = model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    for a, b in zip(before, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_get_layer_by_name_or_index():
+    model = Sequential([Input((4,)), layers.Dense(8, name="hidden"), layers.Dense(3, name="out")])
+    assert model.get_layer("hidden") is model.layers[0]
+    assert model.get_layer(index=-1) is model.get_layer(name="out")
+    with pytest.raises(ValueError, match=r"no layer named 'nope'.*'hidden', 'out'"):
+        model.get_layer("nope")
+    with pytest.raises(ValueError, match="index 5 out of range"):
+        model.get_layer(index=5)
+    with pytest.raises(ValueError, match="a layer name or an index"):
+        model.get_layer()
+
+
+def test_a_frozen_layer_adds_no_weight_penalty_but_its_activity_penalty():
+    frozen = layers.Dense(3, kernel_regularizer="l2", activity_regularizer="l1", trainable=False)
+    model = Sequential([Input((2,)), frozen, layers.Dense(1, kernel_regularizer="l1")])
+    model(np.ones((4, 2), dtype="float32"))
+    assert len(model.losses) == 2  # the last kernel's penalty and the activity one (as Keras)
+    frozen.trainable = True
+    assert len(model.losses) == 3
