@@ -214,6 +214,26 @@ LAYER_CASES = {
     "rescaling": (lambda m: m.Rescaling(1 / 255, offset=-0.5), (2, 3, 4, 2)),
     "dense_leaky_relu": (lambda m: m.Dense(4, activation="leaky_relu"), (3, 5)),
     "dense_elu": (lambda m: m.Dense(4, activation="elu"), (3, 5)),
+    "relu_layer": (lambda m: m.ReLU(max_value=1.5, negative_slope=0.2, threshold=0.3), (3, 5)),
+    "leaky_relu_layer": (lambda m: m.LeakyReLU(), (3, 5)),  # Keras' layer default: 0.3
+    "elu_layer": (lambda m: m.ELU(alpha=0.5), (3, 5)),
+    "softmax_layer_axis1": (lambda m: m.Softmax(axis=1), (2, 4, 3)),
+    "prelu_shared": (lambda m: m.PReLU(alpha_initializer="ones", shared_axes=[1]), (2, 4, 3)),
+    **{
+        f"dense_{name}": (lambda m, name=name: m.Dense(4, activation=name), (3, 5))
+        for name in (
+            "gelu",
+            "selu",
+            "silu",
+            "swish",
+            "mish",
+            "softsign",
+            "relu6",
+            "hard_sigmoid",
+            "hard_silu",
+            "exponential",
+        )
+    },
 }
 
 
@@ -229,6 +249,27 @@ def test_layers_match_keras_in_inference(case):
     hl(x)
     hl.set_weights([k2np(v) for v in kl.get_weights()])
     np.testing.assert_allclose(hl(x).data, k2np(kl(x)), rtol=1e-5, atol=1e-5)
+
+
+def test_prelu_trains_as_keras():
+    x = RNG.standard_normal((16, 6)).astype("float32")
+    y = RNG.standard_normal((16, 2)).astype("float32")
+
+    def build(m, opt):
+        model = m.Sequential(
+            [m.Input((6,)), m.layers.Dense(5), m.layers.PReLU(), m.layers.Dense(2)]
+        )
+        model.compile(optimizer=opt, loss="mse")
+        return model
+
+    km, hm = build(keras, keras.optimizers.SGD(0.1)), build(hpnn, optimizers.SGD(0.1))
+    hm.set_weights([k2np(v) for v in km.weights])
+    kh = km.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    hh = hm.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    for a, b in zip(hm.get_weights(), [k2np(v) for v in km.weights], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert np.abs(hm.layers[1].get_weights()[0]).max() > 0  # alpha moved from 0
+    np.testing.assert_allclose(hh.history["loss"], kh.history["loss"], rtol=1e-5)
 
 
 def test_batch_normalization_in_training_updates_the_moving_statistics():

@@ -1,5 +1,6 @@
 """Layers with Keras 3 names: ``hpnn.layers.Dense`` is ``keras.layers.Dense``."""
 
+from hpnn.layers.activation import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from hpnn.layers.attention import MultiHeadAttention
 from hpnn.layers.base import Layer
 from hpnn.layers.bidirectional import Bidirectional
@@ -70,6 +71,7 @@ from hpnn.layers.spatial import (
 )
 
 __all__ = [
+    "ELU",
     "GRU",
     "LSTM",
     "Activation",
@@ -98,14 +100,18 @@ __all__ = [
     "InputLayer",
     "Layer",
     "LayerNormalization",
+    "LeakyReLU",
     "MaxPool1D",
     "MaxPool2D",
     "MaxPooling1D",
     "MaxPooling2D",
+    "PReLU",
     "Permute",
+    "ReLU",
     "RepeatVector",
     "Reshape",
     "SimpleRNN",
+    "Softmax",
     "TimeDistributed",
 ]
 

@@ -111,7 +111,7 @@ _TRAIN = (
     "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Reshape",
     "Permute", "RepeatVector", "LayerNormalization", "Embedding", "ActivityRegularization",
     "Rescaling", "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Conv2DTranspose",
-    "Normalization",
+    "Normalization", "ReLU", "LeakyReLU", "ELU", "Softmax", "PReLU",
 )  # fmt: skip
 # Random or stateful in training only; sample by sample in inference.
 _INFER = (
