@@ -13,6 +13,7 @@ import numpy as np
 _FLOATX = "float32"
 _BACKEND = "numpy"
 _cupy = None
+_EPSILON = 1e-7
 
 
 def floatx() -> str:
@@ -28,6 +29,28 @@ def set_floatx(value: str) -> None:
             f"Unknown floatx: expected 'float16', 'float32' or 'float64'. Received: value={value!r}"
         )
     _FLOATX = value
+
+
+def epsilon() -> float:
+    """The fuzz factor Keras' formulas add (``1e-7``)."""
+    return _EPSILON
+
+
+def set_epsilon(value: float) -> None:
+    global _EPSILON
+    _EPSILON = float(value)
+
+
+def image_data_format() -> str:
+    """hpnn's images are channels-last, (N, H, W, C), as Keras' default."""
+    return "channels_last"
+
+
+def clear_session() -> None:
+    """Restart the automatic layer names (``dense``, ``dense_1``...), as Keras'."""
+    from hpnn.utils import clear_session as clear
+
+    clear()
 
 
 def backend() -> str:

@@ -272,6 +272,38 @@ def test_prelu_trains_as_keras():
     np.testing.assert_allclose(hh.history["loss"], kh.history["loss"], rtol=1e-5)
 
 
+OPS_X = RNG.uniform(0.5, 2.0, (3, 4)).astype("float32") * RNG.choice([-1, 1], (3, 4))
+OPS_Y = RNG.uniform(0.5, 2.0, (3, 4)).astype("float32")
+OPS_CASES = {
+    "gelu": lambda o: o.gelu(OPS_X),
+    "gelu_exact": lambda o: o.gelu(OPS_X, approximate=False),
+    "silu": lambda o: o.silu(OPS_X),
+    "selu": lambda o: o.selu(OPS_X),
+    "leaky_relu": lambda o: o.leaky_relu(OPS_X),
+    "normalize": lambda o: o.normalize(OPS_X, axis=0),
+    "where": lambda o: o.where(OPS_X > 0, OPS_X, OPS_Y),
+    "var": lambda o: o.var(OPS_X, axis=1, keepdims=True),
+    "std": lambda o: o.std(OPS_X),
+    "min": lambda o: o.min(OPS_X, axis=0),
+    "stack": lambda o: o.stack([OPS_X, OPS_Y], axis=-1),
+    "squeeze": lambda o: o.squeeze(o.expand_dims(OPS_X, 1), axis=1),
+    "one_hot": lambda o: o.one_hot(np.array([2, 0, 1]), 4),
+    "argmax": lambda o: o.argmax(OPS_X, axis=-1),
+    "log_softmax": lambda o: o.log_softmax(OPS_X, axis=0),
+    "erf": lambda o: o.erf(OPS_X),
+    "power": lambda o: o.power(OPS_Y, 1.5),
+    "matmul": lambda o: o.matmul(OPS_X, o.transpose(OPS_Y)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OPS_CASES))
+def test_ops_match_keras_ops(case):
+    want = k2np(OPS_CASES[case](keras.ops))
+    got = OPS_CASES[case](hpnn.ops).numpy()
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 def test_batch_normalization_in_training_updates_the_moving_statistics():
     x = RNG.standard_normal((6, 4, 3)).astype("float32") * 2 + 1
     kl, hl = keras.layers.BatchNormalization(momentum=0.9), layers.BatchNormalization(momentum=0.9)

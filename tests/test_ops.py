@@ -1,0 +1,100 @@
+"""Tests for hpnn.ops (Keras 3's ``keras.ops`` names): values against NumPy, gradients
+by finite differences, and a custom layer written with them. The values against Keras
+itself are in tests/test_keras_reference.py."""
+
+import numpy as np
+import pytest
+
+import hpnn
+from hpnn import ops
+from hpnn.engine import Tensor
+from hpnn.testing import check_grad
+
+RNG = np.random.default_rng(0)
+A = RNG.uniform(0.5, 2.0, (3, 4)) * RNG.choice([-1.0, 1.0], (3, 4))
+B = RNG.uniform(0.5, 2.0, (3, 4))
+
+VALUES = {
+    "add": (lambda: ops.add(A, B), A + B),
+    "subtract": (lambda: ops.subtract(A, B), A - B),
+    "multiply": (lambda: ops.multiply(A, B), A * B),
+    "divide": (lambda: ops.divide(A, B), A / B),
+    "square": (lambda: ops.square(A), A**2),
+    "abs": (lambda: ops.abs(A), np.abs(A)),
+    "sign": (lambda: ops.sign(A), np.sign(A)),
+    "where": (lambda: ops.where(A > 0, A, B), np.where(A > 0, A, B)),
+    "min": (lambda: ops.min(A, axis=1), A.min(axis=1)),
+    "max_keepdims": (lambda: ops.max(A, axis=0, keepdims=True), A.max(axis=0, keepdims=True)),
+    "var": (lambda: ops.var(A, axis=1), A.var(axis=1)),
+    "std": (lambda: ops.std(A), A.std()),
+    "argmax": (lambda: ops.argmax(A, axis=1), A.argmax(axis=1)),
+    "expand_dims": (lambda: ops.expand_dims(A, -1), A[..., None]),
+    "squeeze": (lambda: ops.squeeze(A[:, None, :], axis=1), A),
+    "stack": (lambda: ops.stack([A, B], axis=1), np.stack([A, B], axis=1)),
+    "concatenate": (lambda: ops.concatenate([A, B], axis=1), np.concatenate([A, B], axis=1)),
+    "transpose": (lambda: ops.transpose(A), A.T),
+    "matmul": (lambda: ops.matmul(A, B.T), A @ B.T),
+    "one_hot": (lambda: ops.one_hot(np.array([0, 2]), 3), np.eye(3)[[0, 2]]),
+    "normalize": (lambda: ops.normalize(A), A / np.linalg.norm(A, axis=-1, keepdims=True)),
+    "clip": (lambda: ops.clip(A, -1.0, 1.0), np.clip(A, -1, 1)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VALUES))
+def test_values_against_numpy(name):
+    fn, want = VALUES[name]
+    got = fn()
+    assert isinstance(got, Tensor)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-6, atol=1e-6)
+
+
+GRADS = {
+    "where": (lambda a, b: ops.where(A > 0, a, b), [A, B]),
+    "min": (lambda a: ops.min(a, axis=0), [A]),
+    "var": (lambda a: ops.var(a, axis=1, keepdims=True), [A]),
+    "std": (lambda a: ops.std(a, axis=0), [A]),
+    "stack": (lambda a, b: ops.stack([a, b], axis=2), [A, B]),
+    "squeeze": (lambda a: ops.squeeze(ops.expand_dims(a, 0)), [A]),
+    "normalize": (lambda a: ops.normalize(a, axis=0), [A]),
+    "square_minus": (lambda a, b: ops.square(ops.subtract(a, b)), [A, B]),
+    "gelu": (lambda a: ops.gelu(a), [A]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GRADS))
+def test_gradients(name):
+    fn, arrays = GRADS[name]
+    check_grad(fn, arrays)
+
+
+def test_numbers_and_int_arrays_become_floatx():
+    assert ops.add(np.array([1, 2]), 1).dtype == np.float32
+    assert ops.convert_to_tensor([1.0, 2.0]).dtype == np.float32
+    assert ops.cast(np.array([1.5]), "float64").dtype == np.float64
+    assert ops.shape(np.zeros((2, 3))) == (2, 3)
+    np.testing.assert_array_equal(ops.convert_to_numpy(ops.ones((2,))), [1.0, 1.0])
+
+
+def test_errors_name_the_problem():
+    with pytest.raises(ValueError, match="axis 0 has size 3, not 1"):
+        ops.squeeze(A, axis=0)
+    with pytest.raises(NotImplementedError, match="order=2"):
+        ops.normalize(A, order=1)
+
+
+def test_a_custom_layer_written_with_ops_trains():
+    class Gate(hpnn.layers.Layer):  # as a Keras 3 tutorial would write it
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="w")
+
+        def call(self, x):
+            return ops.multiply(x, ops.sigmoid(self.w)) + ops.mean(x, axis=-1, keepdims=True)
+
+    hpnn.utils.set_random_seed(0)
+    model = hpnn.Sequential([hpnn.Input((4,)), Gate(), hpnn.layers.Dense(1)])
+    model.compile(optimizer=hpnn.optimizers.Adam(0.05), loss="mse")
+    x = RNG.standard_normal((64, 4)).astype("float32")
+    y = x[:, :1] * 2.0
+    history = model.fit(x, y, epochs=20, batch_size=16, verbose=0)
+    assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
+    assert np.abs(model.layers[0].get_weights()[0]).max() > 0  # the gate's weight moved
