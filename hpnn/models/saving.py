@@ -23,11 +23,14 @@ KIND_MODEL, KIND_WEIGHTS = "model", "weights"
 
 
 def _layer_class(name: str, custom_objects):
-    cls = (custom_objects or {}).get(name) or getattr(layers_mod, name, None)
+    from hpnn.saving import get_registered_object
+
+    cls = get_registered_object(name, custom_objects) or getattr(layers_mod, name, None)
     if cls is None or not isinstance(cls, type):
         raise ValueError(
             f"Unknown layer class {name!r} in the saved model: pass it in custom_objects="
-            f"{{{name!r}: {name}}}."
+            f"{{{name!r}: {name}}} or register it with "
+            "@hpnn.saving.register_keras_serializable()."
         )
     return cls
 

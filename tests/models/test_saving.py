@@ -151,3 +151,60 @@ def test_a_layer_saved_frozen_can_be_unfrozen_after_loading(tmp_path):
     assert not np.array_equal(before, conv.get_weights()[0])  # it trains again
     for a, b in zip(model.get_weights(), loaded.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+class _Gate(layers.Layer):
+    def __init__(self, k=2.0, **kwargs):
+        super().__init__(**kwargs)
+        self.k = k
+
+    def call(self, x):
+        return x * self.k
+
+    def get_config(self):
+        return {**super().get_config(), "k": self.k}
+
+
+def _gate_model(cls):
+    model = hpnn.Sequential([hpnn.Input((3,)), cls(3.0), layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
+def test_a_registered_custom_layer_loads_without_custom_objects(tmp_path):
+    gate = type("RegisteredGate", (_Gate,), {})
+    model = _gate_model(gate)
+    model.save(tmp_path / "m.hpnn")
+    with pytest.raises(ValueError, match="register_keras_serializable"):
+        hpnn.models.load_model(tmp_path / "m.hpnn")
+    with hpnn.saving.custom_object_scope({"RegisteredGate": gate}):
+        assert type(hpnn.saving.load_model(tmp_path / "m.hpnn").layers[0]) is gate
+    registered = hpnn.saving.register_keras_serializable(package="tests")(gate)
+    try:
+        assert hpnn.saving.get_registered_name(registered) == "tests>RegisteredGate"
+        assert hpnn.saving.get_custom_objects()["tests>RegisteredGate"] is gate
+        loaded = hpnn.saving.load_model(tmp_path / "m.hpnn")
+        assert type(loaded.layers[0]) is gate and loaded.layers[0].k == 3.0
+        x = np.ones((2, 3), "float32")
+        np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+        with pytest.raises(ValueError, match="already registered to another class"):
+            hpnn.saving.register_keras_serializable(package="tests")(
+                type("RegisteredGate", (_Gate,), {})
+            )
+    finally:
+        for key in ("tests>RegisteredGate", "RegisteredGate"):
+            hpnn.saving.get_custom_objects().pop(key, None)
+
+
+def test_clone_model_has_the_architecture_and_fresh_weights(tmp_path):
+    model, x, _ = trained_cnn()
+    clone = hpnn.models.clone_model(model)
+    assert json.loads(clone.to_json()) == json.loads(model.to_json())
+    assert clone.optimizer is None  # uncompiled, as Keras'
+    assert not np.array_equal(clone.get_weights()[0], model.get_weights()[0])
+    clone.set_weights(model.get_weights())
+    model.layers[2].rate = clone.layers[2].rate = 0.0
+    np.testing.assert_array_equal(clone.predict(x, verbose=0), model.predict(x, verbose=0))
+    hpnn.models.save_model(model, tmp_path / "a.hpnn")
+    with pytest.raises(FileExistsError, match="overwrite=False"):
+        hpnn.saving.save_model(model, tmp_path / "a.hpnn", overwrite=False)
