@@ -190,6 +190,49 @@ def categorical_hinge(y_true, y_pred):
     return ops.relu(neg - pos + 1.0)
 
 
+def binary_focal_crossentropy(
+    y_true,
+    y_pred,
+    apply_class_balancing=False,
+    alpha=0.25,
+    gamma=2.0,
+    from_logits=False,
+    label_smoothing=0.0,
+    axis=-1,
+):
+    """Per-sample focal binary cross-entropy (Keras 3): each element's cross-entropy
+    times ``(1 - p_t) ** gamma``, where ``p_t`` is the probability given to the true
+    label, and with ``apply_class_balancing`` times ``alpha`` (positives) or
+    ``1 - alpha`` (negatives); averaged over the last axis."""
+    y_pred = as_tensor(y_pred)
+    t = _target(y_true, y_pred)
+    if label_smoothing:
+        t = t * (1 - label_smoothing) + 0.5 * label_smoothing
+    p = ops.sigmoid(y_pred) if from_logits else y_pred
+    pc = ops.clip(p, EPSILON, 1 - EPSILON)
+    bce = -(ops.mul(ops.log(pc), t) + ops.mul(ops.log(1 - pc), 1 - t))
+    p_t = ops.mul(p, t) + ops.mul(1 - p, 1 - t)
+    focal = ops.mul((1 - p_t) ** gamma, bce) if gamma else bce
+    if apply_class_balancing:
+        focal = ops.mul(focal, t * alpha + (1 - t) * (1 - alpha))
+    return ops.mean(focal, axis=-1)
+
+
+def categorical_focal_crossentropy(
+    y_true, y_pred, alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0, axis=-1
+):
+    """Per-sample focal cross-entropy (Keras 3): ``-sum(alpha * (1 - p) ** gamma * t *
+    log(p))`` over the classes, ``p`` the predictions normalised and clipped."""
+    y_pred = as_tensor(y_pred)
+    t = _as_target(y_true, y_pred)
+    if label_smoothing:
+        t = t * (1 - label_smoothing) + label_smoothing / t.shape[-1]
+    p = ops.softmax(y_pred) if from_logits else y_pred
+    p = ops.clip(p / ops.sum(p, axis=-1, keepdims=True), EPSILON, 1 - EPSILON)
+    weight = (1 - p) ** gamma * alpha if gamma else alpha
+    return -ops.sum(ops.mul(ops.log(p), t) * weight, axis=-1)
+
+
 mse = MSE = mean_squared_error
 mae = MAE = mean_absolute_error
 kld = KLD = kl_divergence
@@ -315,6 +358,41 @@ class CategoricalHinge(Loss):
     fn = staticmethod(categorical_hinge)
 
 
+class BinaryFocalCrossentropy(Loss):
+    fn = staticmethod(binary_focal_crossentropy)
+
+    def __init__(
+        self,
+        apply_class_balancing=False,
+        alpha=0.25,
+        gamma=2.0,
+        from_logits=False,
+        label_smoothing=0.0,
+        **kwargs,
+    ):
+        super().__init__(
+            apply_class_balancing=apply_class_balancing,
+            alpha=alpha,
+            gamma=gamma,
+            from_logits=from_logits,
+            label_smoothing=label_smoothing,
+            **kwargs,
+        )
+
+
+class CategoricalFocalCrossentropy(Loss):
+    fn = staticmethod(categorical_focal_crossentropy)
+
+    def __init__(self, alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0, **kwargs):
+        super().__init__(
+            alpha=alpha,
+            gamma=gamma,
+            from_logits=from_logits,
+            label_smoothing=label_smoothing,
+            **kwargs,
+        )
+
+
 class LossFunctionWrapper(Loss):
     """Wrap a plain function ``fn(y_true, y_pred) -> per-sample tensor``."""
 
@@ -327,6 +405,8 @@ class LossFunctionWrapper(Loss):
 
 
 _BY_NAME = {
+    "binary_focal_crossentropy": BinaryFocalCrossentropy,
+    "categorical_focal_crossentropy": CategoricalFocalCrossentropy,
     "categorical_crossentropy": CategoricalCrossentropy,
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
     "binary_crossentropy": BinaryCrossentropy,
@@ -350,6 +430,8 @@ _BY_NAME = {
     "categorical_hinge": CategoricalHinge,
 }
 _FN_TO_CLASS = {
+    binary_focal_crossentropy: BinaryFocalCrossentropy,
+    categorical_focal_crossentropy: CategoricalFocalCrossentropy,
     categorical_crossentropy: CategoricalCrossentropy,
     sparse_categorical_crossentropy: SparseCategoricalCrossentropy,
     binary_crossentropy: BinaryCrossentropy,

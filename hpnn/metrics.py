@@ -134,6 +134,32 @@ class TopKCategoricalAccuracy(Metric):
         return (top == np.argmax(y_true, axis=-1)[..., None]).any(axis=-1)
 
 
+class SparseTopKCategoricalAccuracy(Metric):
+    """Whether the integer label is among the ``k`` highest predictions."""
+
+    def __init__(self, k=5, name="sparse_top_k_categorical_accuracy", dtype=None):
+        super().__init__(name)
+        self.k = k
+
+    def values(self, y_true, y_pred):
+        labels = _labels(y_true, y_pred).astype(np.int64)
+        top = np.argpartition(-y_pred, self.k - 1, axis=-1)[..., : self.k]
+        return (top == labels[..., None]).any(axis=-1)
+
+
+class RootMeanSquaredError(Metric):
+    """``sqrt`` of the (weighted) mean squared error over everything seen."""
+
+    def __init__(self, name="root_mean_squared_error", dtype=None):
+        super().__init__(name)
+
+    def values(self, y_true, y_pred):
+        return ((y_pred - np.reshape(y_true, y_pred.shape)) ** 2).mean(axis=-1)
+
+    def result(self) -> float:
+        return float(np.sqrt(super().result()))
+
+
 class _Confusion(Metric):
     """Precision and recall: ``total`` counts true positives and ``count`` the
     predicted (precision) or actual (recall) positives, each sample's decisions
@@ -347,6 +373,8 @@ _BY_NAME = {
     "mean_absolute_error": MeanAbsoluteError,
     "mae": MeanAbsoluteError,
     "top_k_categorical_accuracy": TopKCategoricalAccuracy,
+    "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy,
+    "root_mean_squared_error": RootMeanSquaredError,
 }
 
 

@@ -48,6 +48,33 @@ LOSS_CASES = {
 }
 
 
+FOCAL_CASES = {
+    "binary": ("BinaryFocalCrossentropy", {}, BIN_T, np.clip(DIST_P * 2, 0.01, 0.99)),
+    "binary_balanced_smoothed": (
+        "BinaryFocalCrossentropy",
+        {"apply_class_balancing": True, "alpha": 0.4, "gamma": 1.5, "label_smoothing": 0.1},
+        BIN_T,
+        np.clip(DIST_P * 2, 0.01, 0.99),
+    ),
+    "binary_logits": ("BinaryFocalCrossentropy", {"from_logits": True}, BIN_T, SIGNED_P),
+    "categorical": ("CategoricalFocalCrossentropy", {}, ONE_HOT, DIST_P),
+    "categorical_logits_smoothed": (
+        "CategoricalFocalCrossentropy",
+        {"from_logits": True, "label_smoothing": 0.2, "gamma": 3.0, "alpha": 0.5},
+        ONE_HOT,
+        SIGNED_P,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FOCAL_CASES))
+def test_focal_losses(case):
+    name, kwargs, t, p = FOCAL_CASES[case]
+    want = float(k2np(getattr(keras.losses, name)(**kwargs)(t, p)))
+    got = getattr(losses, name)(**kwargs)(t, Tensor(p)).item()
+    assert got == pytest.approx(want, rel=2e-6, abs=1e-7)
+
+
 @pytest.mark.parametrize("name", sorted(LOSS_CASES))
 def test_losses(name):
     t, p = LOSS_CASES[name]
@@ -98,6 +125,26 @@ def test_metrics_over_two_batches(name, kwargs):
     w = RNG.uniform(0.5, 2.0, 80).astype("float32")
     km, hm = getattr(keras.metrics, name)(**kwargs), getattr(metrics, name)(**kwargs)
     for sl in (slice(0, 50), slice(50, 80)):
+        km.update_state(y[sl], s[sl], sample_weight=w[sl])
+        hm.update_state(y[sl], s[sl], sample_weight=w[sl])
+    assert hm.result() == pytest.approx(float(k2np(km.result())), rel=1e-6, abs=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "sparse"),
+    [
+        ("RootMeanSquaredError", {}, False),
+        ("SparseTopKCategoricalAccuracy", {"k": 2}, True),
+        ("TopKCategoricalAccuracy", {"k": 2}, False),
+    ],
+)
+def test_more_metrics_over_two_batches(name, kwargs, sparse):
+    labels = RNG.integers(0, 4, 60)
+    y = labels if sparse else np.eye(4, dtype="float32")[labels]
+    s = RNG.random((60, 4)).astype("float32")
+    w = RNG.uniform(0.5, 2.0, 60).astype("float32")
+    km, hm = getattr(keras.metrics, name)(**kwargs), getattr(metrics, name)(**kwargs)
+    for sl in (slice(0, 35), slice(35, 60)):
         km.update_state(y[sl], s[sl], sample_weight=w[sl])
         hm.update_state(y[sl], s[sl], sample_weight=w[sl])
     assert hm.result() == pytest.approx(float(k2np(km.result())), rel=1e-6, abs=1e-7)

@@ -445,3 +445,37 @@ def test_more_losses_match_torch(rng, float64):
         np.testing.assert_allclose(
             getattr(losses, name)(t, Tensor(p)).data, want.numpy(), rtol=1e-6, err_msg=name
         )
+
+
+def test_gradcheck_focal_losses_float64(float64, data):
+    d = data
+    check_grad(
+        lambda z: losses.BinaryFocalCrossentropy(from_logits=True)(d["bin_t"], z), [d["bin_z"]]
+    )
+    check_grad(
+        lambda p: losses.binary_focal_crossentropy(
+            d["bin_t"], p, apply_class_balancing=True, gamma=1.5
+        ),
+        [np_sigmoid(d["bin_z"])],
+    )
+    check_grad(
+        lambda z: losses.CategoricalFocalCrossentropy(from_logits=True)(d["onehot"], z),
+        [d["logits"]],
+    )
+    check_grad(
+        lambda p: losses.categorical_focal_crossentropy(d["onehot"], p, gamma=3.0),
+        [np.abs(d["probs"]) + 0.1],
+    )
+
+
+def test_focal_losses_with_gamma_0_are_the_cross_entropies(data):
+    d = data
+    z = Tensor(d["bin_z"].astype("float32"))
+    bce = losses.binary_crossentropy(d["bin_t"], z, from_logits=True).numpy()
+    focal = losses.binary_focal_crossentropy(d["bin_t"], z, gamma=0.0, from_logits=True)
+    np.testing.assert_allclose(focal.numpy(), bce, rtol=1e-5)
+    p = Tensor(np_softmax(d["logits"]).astype("float32"))
+    cce = losses.categorical_crossentropy(d["onehot"], p).numpy()
+    cfocal = losses.categorical_focal_crossentropy(d["onehot"], p, gamma=0.0, alpha=1.0)
+    np.testing.assert_allclose(cfocal.numpy(), cce, rtol=1e-5)
+    assert losses.get("binary_focal_crossentropy").name == "binary_focal_crossentropy"

@@ -297,3 +297,20 @@ def test_auc_in_compile_and_bad_arguments():
         metrics.AUC(curve="DET")
     with pytest.raises(NotImplementedError, match="multi_label"):
         metrics.AUC(multi_label=True)
+
+
+def test_root_mean_squared_error_and_sparse_top_k():
+    rng = np.random.default_rng(0)
+    t, p = rng.normal(size=(10, 3)), rng.normal(size=(10, 3))
+    w = rng.uniform(0.5, 2.0, 10)
+    rmse = metrics.RootMeanSquaredError()
+    rmse.update_state(t[:4], p[:4], sample_weight=w[:4])
+    rmse.update_state(t[4:], p[4:], sample_weight=w[4:])
+    want = np.sqrt((((p - t) ** 2).mean(axis=1) * w).sum() / w.sum())
+    assert rmse.result() == pytest.approx(want, rel=1e-12)
+    labels = np.array([0, 1, 2, 2])
+    scores = np.array([[0.5, 0.4, 0.1], [0.1, 0.2, 0.7], [0.3, 0.3, 0.4], [0.6, 0.3, 0.1]])
+    top2 = metrics.get("sparse_top_k_categorical_accuracy")
+    assert top2.k == 5
+    m = metrics.SparseTopKCategoricalAccuracy(k=2)
+    assert m(labels, scores) == pytest.approx(0.75)  # only row 3 has its label outside
