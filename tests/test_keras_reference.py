@@ -266,6 +266,8 @@ LAYER_CASES = {
     "elu_layer": (lambda m: m.ELU(alpha=0.5), (3, 5)),
     "softmax_layer_axis1": (lambda m: m.Softmax(axis=1), (2, 4, 3)),
     "prelu_shared": (lambda m: m.PReLU(alpha_initializer="ones", shared_axes=[1]), (2, 4, 3)),
+    "unit_normalization": (lambda m: m.UnitNormalization(axis=[1, 2]), (2, 4, 3)),
+    "identity": (lambda m: m.Identity(), (2, 4, 3)),
     **{
         f"dense_{name}": (lambda m, name=name: m.Dense(4, activation=name), (3, 5))
         for name in (
@@ -349,6 +351,16 @@ def test_ops_match_keras_ops(case):
     got = OPS_CASES[case](hpnn.ops).numpy()
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_masking_before_an_lstm():
+    x = RNG.standard_normal((3, 5, 4)).astype("float32")
+    x[0, 2:] = 0.0  # padded steps: all features equal mask_value
+    x[1, 4] = 0.0
+    km = keras.Sequential([keras.Input((5, 4)), keras.layers.Masking(), keras.layers.LSTM(3)])
+    hm = hpnn.Sequential([hpnn.Input((5, 4)), layers.Masking(), layers.LSTM(3)])
+    hm.set_weights([k2np(w) for w in km.weights])
+    np.testing.assert_allclose(hm.predict(x, verbose=0), k2np(km(x)), rtol=1e-5, atol=1e-6)
 
 
 def test_batch_normalization_in_training_updates_the_moving_statistics():

@@ -19,9 +19,11 @@ from hpnn.layers.core import (
     Dense,
     Dropout,
     Flatten,
+    Identity,
     Input,
     InputLayer,
     Lambda,
+    Masking,
     SpatialDropout1D,
     SpatialDropout2D,
 )
@@ -45,7 +47,11 @@ from hpnn.layers.merge import (
     multiply,
     subtract,
 )
-from hpnn.layers.normalization import BatchNormalization, LayerNormalization
+from hpnn.layers.normalization import (
+    BatchNormalization,
+    LayerNormalization,
+    UnitNormalization,
+)
 from hpnn.layers.pooling import (
     AveragePooling1D,
     AvgPool1D,
@@ -96,11 +102,13 @@ __all__ = [
     "GlobalMaxPool2D",
     "GlobalMaxPooling1D",
     "GlobalMaxPooling2D",
+    "Identity",
     "Input",
     "InputLayer",
     "Layer",
     "LayerNormalization",
     "LeakyReLU",
+    "Masking",
     "MaxPool1D",
     "MaxPool2D",
     "MaxPooling1D",
@@ -113,9 +121,11 @@ __all__ = [
     "SimpleRNN",
     "Softmax",
     "TimeDistributed",
+    "UnitNormalization",
 ]
 
 from hpnn.layers.augmentation import (
+    GaussianDropout,
     GaussianNoise,
     RandomContrast,
     RandomFlip,
@@ -125,6 +135,7 @@ from hpnn.layers.augmentation import (
 )
 
 __all__ += [
+    "GaussianDropout",
     "GaussianNoise",
     "RandomContrast",
     "RandomFlip",

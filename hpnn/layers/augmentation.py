@@ -323,7 +323,32 @@ class GaussianNoise(_Augmentation):
         return {**super().get_config(), "stddev": self.stddev}
 
 
+class GaussianDropout(Layer):
+    """Multiply by noise of mean 1 and standard deviation ``sqrt(rate / (1 - rate))``
+    (training only); the gradient passes through scaled by the same noise."""
+
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+            raise ValueError(f"{self._where()}: rate must be in [0, 1). Received: rate={rate!r}")
+        self.rate = float(rate)
+        self.seed = seed
+        self._rng = make_rng(seed)
+
+    def call(self, x, training=False):
+        if not training or self.rate == 0:
+            return x
+        std = np.float32(np.sqrt(self.rate / (1.0 - self.rate)))
+        noise = self._rng.standard_normal(x.shape, dtype=np.float32) * std + np.float32(1.0)
+        xp = get_xp(x.data)
+        return x * xp.asarray(noise, dtype=x.dtype if x.dtype.kind == "f" else self.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
 __all__ = [
+    "GaussianDropout",
     "GaussianNoise",
     "RandomContrast",
     "RandomFlip",

@@ -6,6 +6,7 @@ import math
 
 from hpnn import activations, regularizers
 from hpnn.engine import ops
+from hpnn.engine.tensor import Tensor
 from hpnn.layers.base import KerasTensor, KernelLayer, Layer
 from hpnn.random import make_rng
 
@@ -308,3 +309,40 @@ def _import_function(path: str, owner: str):
     except (ImportError, AttributeError) as e:
         raise ValueError(f"{owner}: cannot import the function {path!r} ({e}).") from None
     return obj
+
+
+class Identity(Layer):
+    """The input, unchanged (masks pass through)."""
+
+    supports_masking = True
+
+    def call(self, x, training=False):
+        return x
+
+
+class Masking(Layer):
+    """Mask the time steps whose features all equal ``mask_value``: they are zeroed,
+    and the mask (True = a real step) goes to the layers after it (an LSTM skips the
+    masked steps), as Keras' ``Masking``."""
+
+    supports_masking = True
+    min_ndim = 3
+    rank_hint = "(batch, time steps, features)"
+
+    def __init__(self, mask_value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.mask_value = float(mask_value)
+
+    def _keep(self, data):
+        return (data != self.mask_value).any(axis=-1)
+
+    def call(self, x, training=False):
+        keep = self._keep(x.data)
+        return x * keep[..., None].astype(x.dtype)
+
+    def compute_mask(self, inputs, mask=None):
+        data = inputs.data if isinstance(inputs, Tensor) else inputs
+        return self._keep(data)
+
+    def get_config(self):
+        return {**super().get_config(), "mask_value": self.mask_value}

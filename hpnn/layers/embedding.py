@@ -5,6 +5,7 @@ from __future__ import annotations
 from hpnn import initializers
 from hpnn.backend import get_xp
 from hpnn.engine import ops
+from hpnn.engine.tensor import Tensor
 from hpnn.layers.base import Layer
 
 
@@ -88,7 +89,7 @@ class Embedding(Layer):
     def compute_mask(self, inputs, mask=None):
         if not self.mask_zero:
             return None
-        data = inputs.data if hasattr(inputs, "data") else inputs
+        data = inputs.data if isinstance(inputs, Tensor) else inputs
         return data != 0
 
     def compute_output_shape(self, input_shape):

@@ -195,3 +195,32 @@ class LayerNormalization(Layer):
             "center": self.center,
             "scale": self.scale,
         }
+
+
+class UnitNormalization(Layer):
+    """Scale each sample to unit L2 norm along ``axis`` (an int or a list of ints),
+    ``x / max(||x||, 1e-12)``, as Keras' ``UnitNormalization``."""
+
+    supports_masking = True
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = [int(a) for a in axis] if isinstance(axis, (list, tuple)) else int(axis)
+
+    def build(self, input_shape):
+        axes = self.axis if isinstance(self.axis, list) else [self.axis]
+        n = len(input_shape)
+        if any(not -n <= a < n or a % n == 0 for a in axes):
+            raise ValueError(
+                f"{self._where()}: axis {self.axis} is not a feature axis of inputs of shape "
+                f"{tuple(input_shape)}"
+            )
+        self.built = True
+
+    def call(self, x, training=False):
+        axis = tuple(self.axis) if isinstance(self.axis, list) else self.axis
+        norm = ops.sqrt(ops.sum(x * x, axis=axis, keepdims=True))
+        return x / ops.maximum(norm, 1e-12)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}

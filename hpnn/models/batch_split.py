@@ -111,11 +111,13 @@ _TRAIN = (
     "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Reshape",
     "Permute", "RepeatVector", "LayerNormalization", "Embedding", "ActivityRegularization",
     "Rescaling", "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Conv2DTranspose",
-    "Normalization", "ReLU", "LeakyReLU", "ELU", "Softmax", "PReLU",
+    "Normalization", "ReLU", "LeakyReLU", "ELU", "Softmax", "PReLU", "Identity",
+    "Masking", "UnitNormalization",
 )  # fmt: skip
 # Random or stateful in training only; sample by sample in inference.
 _INFER = (
     "Dropout", "SpatialDropout1D", "SpatialDropout2D", "BatchNormalization", "GaussianNoise",
+    "GaussianDropout",
     "RandomFlip", "RandomTranslation",
     "RandomRotation", "RandomZoom", "RandomContrast",
 )  # fmt: skip

@@ -355,3 +355,49 @@ def test_lambda_runs_trains_and_saves_importable_functions(tmp_path):
     assert summed.shape == (None, 4)  # found by calling it on zeros
     with pytest.raises(TypeError, match="function must be callable"):
         layers.Lambda(3)
+
+
+def test_masking_zeroes_masked_steps_and_passes_the_mask():
+    x = np.ones((2, 4, 3), "float32")
+    x[0, 1:] = 0.0
+    layer = layers.Masking()
+    y = layer(x)
+    np.testing.assert_array_equal(layer.compute_mask(x), [[1, 0, 0, 0], [1, 1, 1, 1]])
+    np.testing.assert_array_equal(y.data, x)
+    x[1, 2] = -1.0  # equal to mask_value: masked and zeroed
+    y = layers.Masking(mask_value=-1.0)(x)
+    np.testing.assert_array_equal(y.data[1, 2], 0.0)
+    t = Tensor(x, requires_grad=True)
+    layers.Masking()(t).sum().backward()  # masked steps take no gradient
+    np.testing.assert_array_equal(t.grad, np.broadcast_to((x != 0).any(-1)[..., None], x.shape))
+    check_grad(lambda t: layers.Masking()(t), [x + 0.5])  # away from the mask value
+    ids = np.array([[0, 1, 2]])
+    assert layers.Embedding(5, 2, mask_zero=True).compute_mask(ids).tolist() == [[0, 1, 1]]
+    with pytest.raises(ValueError, match="rank >= 3"):
+        layers.Masking()(np.ones((2, 3), "float32"))
+
+
+def test_unit_normalization_and_identity():
+    x = np.random.default_rng(0).normal(size=(3, 4)) + 0.1
+    y = layers.UnitNormalization()(Tensor(x)).data
+    np.testing.assert_allclose(np.linalg.norm(y, axis=-1), 1.0, rtol=1e-12)
+    check_grad(lambda t: layers.UnitNormalization()(t), [x])
+    with pytest.raises(ValueError, match="axis 0 is not a feature axis"):
+        layers.UnitNormalization(axis=0)(x)
+    assert layers.Identity()(Tensor(x)).data is x or np.array_equal(layers.Identity()(x).data, x)
+
+
+def test_gaussian_dropout():
+    x = np.ones((400, 50), "float32")
+    layer = layers.GaussianDropout(0.2, seed=1)
+    np.testing.assert_array_equal(layer(x).data, x)  # inference: identity
+    t = Tensor(x, requires_grad=True)
+    y = layer(t, training=True)
+    assert abs(float(y.data.mean()) - 1.0) < 0.01
+    assert abs(float(y.data.std()) - np.sqrt(0.2 / 0.8)) < 0.01
+    y.sum().backward()
+    np.testing.assert_array_equal(t.grad, y.data)  # d(x * noise)/dx = noise, here x = 1
+    again = layers.GaussianDropout(0.2, seed=1)(x, training=True)
+    np.testing.assert_array_equal(again.data, y.data)  # seeded
+    with pytest.raises(ValueError, match=r"rate must be in \[0, 1\)"):
+        layers.GaussianDropout(1.0)
