@@ -479,6 +479,32 @@ class Adadelta(Optimizer):
         return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
 
 
+class Lion(Optimizer):
+    """Lion as ``keras.optimizers.Lion``: ``w -= lr * sign(b1 * m + (1 - b1) * g)``, then
+    ``m = b2 * m + (1 - b2) * g`` (a smaller learning rate than Adam's is usual)."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.99, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        if not 0 <= beta_1 <= 1 or not 0 <= beta_2 <= 1:
+            raise ValueError(
+                f"Lion: beta_1 and beta_2 must be in [0, 1]. Received: beta_1={beta_1}, "
+                f"beta_2={beta_2}"
+            )
+        self.beta_1, self.beta_2 = beta_1, beta_2
+
+    def _build_slots(self, v):
+        return {"m": _zeros(v)}
+
+    def _update(self, w, g, s, lr):
+        xp, f, m = get_xp(w), w.dtype.type, s["m"]
+        w -= xp.sign(m * f(self.beta_1) + g * f(1 - self.beta_1)) * f(lr)
+        m *= f(self.beta_2)
+        m += g * f(1 - self.beta_2)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2}
+
+
 _BY_NAME = {
     "sgd": SGD,
     "rmsprop": RMSprop,
@@ -488,6 +514,7 @@ _BY_NAME = {
     "adamax": Adamax,
     "nadam": Nadam,
     "adadelta": Adadelta,
+    "lion": Lion,
 }
 
 

@@ -199,12 +199,112 @@ class InverseTimeDecay(_RateDecay):
         return self.initial_learning_rate / (1.0 + self.decay_rate * self._progress(step))
 
 
+class PolynomialDecay(LearningRateSchedule):
+    """``(initial - end) * (1 - step / decay_steps) ** power + end``, held at ``end``
+    after ``decay_steps``; with ``cycle`` the decay restarts over a ``decay_steps``
+    multiple that covers ``step``.
+
+    Args:
+        initial_learning_rate: the rate at step 0.
+        decay_steps: length of the decay, in steps (> 0).
+        end_learning_rate: the final rate.
+        power: the polynomial's power (1: linear).
+        cycle: restart instead of holding at ``end_learning_rate``.
+    """
+
+    def __init__(
+        self,
+        initial_learning_rate,
+        decay_steps,
+        end_learning_rate=0.0001,
+        power=1.0,
+        cycle=False,
+        name="PolynomialDecay",
+    ):
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.decay_steps = _positive(type(self).__name__, "decay_steps", decay_steps)
+        self.end_learning_rate = float(end_learning_rate)
+        self.power, self.cycle, self.name = float(power), bool(cycle), name
+
+    def __call__(self, step) -> float:
+        step, steps = _step(step), float(self.decay_steps)
+        if self.cycle:
+            steps *= 1.0 if step == 0 else math.ceil(step / steps)
+        else:
+            step = min(step, steps)
+        span = self.initial_learning_rate - self.end_learning_rate
+        return span * (1.0 - step / steps) ** self.power + self.end_learning_rate
+
+    def get_config(self) -> dict:
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "decay_steps": self.decay_steps,
+            "end_learning_rate": self.end_learning_rate,
+            "power": self.power,
+            "cycle": self.cycle,
+            "name": self.name,
+        }
+
+
+class CosineDecayRestarts(LearningRateSchedule):
+    """Cosine decays with warm restarts (SGDR, as Keras 3): the first lasts
+    ``first_decay_steps``, each next one ``t_mul`` times longer and starting from
+    ``m_mul`` times the previous peak; each ends at ``alpha`` times its peak.
+
+    Args:
+        initial_learning_rate: the rate at step 0.
+        first_decay_steps: length of the first decay, in steps (> 0).
+        t_mul: growth of each period's length.
+        m_mul: scale of each period's starting rate.
+        alpha: the rate each period decays to, as a fraction of the initial one.
+    """
+
+    def __init__(
+        self,
+        initial_learning_rate,
+        first_decay_steps,
+        t_mul=2.0,
+        m_mul=1.0,
+        alpha=0.0,
+        name="SGDRDecay",
+    ):
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.first_decay_steps = _positive(
+            type(self).__name__, "first_decay_steps", first_decay_steps
+        )
+        self.t_mul, self.m_mul, self.alpha, self.name = float(t_mul), float(m_mul), alpha, name
+
+    def __call__(self, step) -> float:
+        done = _step(step) / self.first_decay_steps
+        if self.t_mul != 1.0:  # periods growing geometrically
+            i = math.floor(math.log(1.0 - done * (1.0 - self.t_mul)) / math.log(self.t_mul))
+            before = (1.0 - self.t_mul**i) / (1.0 - self.t_mul)
+            done = (done - before) / self.t_mul**i
+        else:
+            i = math.floor(done)
+            done -= i
+        cosine = 0.5 * self.m_mul**i * (1.0 + math.cos(math.pi * done))
+        return self.initial_learning_rate * ((1.0 - self.alpha) * cosine + self.alpha)
+
+    def get_config(self) -> dict:
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "first_decay_steps": self.first_decay_steps,
+            "t_mul": self.t_mul,
+            "m_mul": self.m_mul,
+            "alpha": self.alpha,
+            "name": self.name,
+        }
+
+
 _ALL = (
     LearningRateSchedule,
     ExponentialDecay,
     PiecewiseConstantDecay,
     CosineDecay,
     InverseTimeDecay,
+    PolynomialDecay,
+    CosineDecayRestarts,
 )
 
 

@@ -93,6 +93,7 @@ def test_losses(name):
         ("Adam", {"learning_rate": 0.05, "amsgrad": True}),
         ("RMSprop", {"learning_rate": 0.01, "momentum": 0.9, "centered": True}),
         ("SGD", {"learning_rate": 0.05, "momentum": 0.8, "nesterov": True}),
+        ("Lion", {"learning_rate": 0.01, "beta_1": 0.8, "beta_2": 0.95}),
     ],
 )
 def test_optimizers_five_steps(name, kwargs):
@@ -148,6 +149,23 @@ def test_more_metrics_over_two_batches(name, kwargs, sparse):
         km.update_state(y[sl], s[sl], sample_weight=w[sl])
         hm.update_state(y[sl], s[sl], sample_weight=w[sl])
     assert hm.result() == pytest.approx(float(k2np(km.result())), rel=1e-6, abs=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("PolynomialDecay", {"decay_steps": 10, "end_learning_rate": 0.01, "power": 2.0}),
+        ("PolynomialDecay", {"decay_steps": 10, "end_learning_rate": 0.01, "cycle": True}),
+        ("CosineDecayRestarts", {"first_decay_steps": 5, "m_mul": 0.8, "alpha": 0.1}),
+        ("CosineDecayRestarts", {"first_decay_steps": 5, "t_mul": 1.0}),
+    ],
+)
+def test_schedules_over_60_steps(name, kwargs):
+    k = getattr(keras.optimizers.schedules, name)(0.1, **kwargs)
+    h = getattr(hpnn.optimizers.schedules, name)(0.1, **kwargs)
+    for step in range(60):  # (Keras computes in float32: 1 + cos(x) near x = pi loses
+        # digits there, so near the troughs the absolute bound is 1e-6 of the initial rate)
+        assert h(step) == pytest.approx(float(k2np(k(step))), rel=1e-6, abs=1e-7)
 
 
 @pytest.mark.parametrize(

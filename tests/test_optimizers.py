@@ -465,3 +465,17 @@ def test_nadam_resumes_its_momentum_schedule_after_a_restore():
     for _ in range(3):
         second.apply([grad(v.numpy().astype(np.float64)).astype(np.float32)], [v])
     np.testing.assert_allclose(v.numpy(), whole.numpy(), rtol=1e-6)
+
+
+def test_lion_steps_by_the_sign():
+    w = hpnn.engine.variable.Variable(np.array([1.0, -2.0, 0.5], np.float32))
+    opt = hpnn.optimizers.get("lion")
+    opt.learning_rate = 0.1
+    g = np.array([0.3, -4.0, 0.0], np.float32)
+    opt.apply([g], [w])  # m = 0: sign((1 - b1) g)
+    np.testing.assert_allclose(w.numpy(), [0.9, -1.9, 0.5])
+    np.testing.assert_allclose(opt.variables()[0], 0.01 * g)  # m = (1 - b2) g
+    opt.apply([-g], [w])  # sign(b1 m - (1 - b1) g) = sign(0.009 g - 0.1 g) = -sign(g)
+    np.testing.assert_allclose(w.numpy(), [1.0, -2.0, 0.5], rtol=1e-6)
+    with pytest.raises(ValueError, match="beta_1 and beta_2 must be in"):
+        hpnn.optimizers.Lion(beta_1=1.5)

@@ -174,3 +174,31 @@ def test_clipping_bounds_each_sgd_update_in_fit(kwargs, bound):
     else:
         total = math.sqrt(sum(float((d.astype(np.float64) ** 2).sum()) for d in deltas))
         assert total == pytest.approx(1e-3, rel=1e-4)
+
+
+def test_polynomial_decay_holds_or_cycles():
+    from hpnn.schedules import PolynomialDecay
+
+    linear = PolynomialDecay(0.1, decay_steps=10, end_learning_rate=0.0)
+    assert [linear(s) for s in (0, 5, 10, 20)] == pytest.approx([0.1, 0.05, 0.0, 0.0])
+    square = PolynomialDecay(0.1, 10, end_learning_rate=0.01, power=2.0)
+    assert square(5) == pytest.approx(0.09 * 0.25 + 0.01)
+    cyc = PolynomialDecay(0.1, 10, end_learning_rate=0.0, cycle=True)
+    assert cyc(15) == pytest.approx(0.1 * (1 - 15 / 20))  # the second cycle is 20 steps
+    assert PolynomialDecay.from_config(cyc.get_config())(15) == cyc(15)
+
+
+def test_cosine_decay_restarts_periods():
+    from hpnn.schedules import CosineDecayRestarts
+
+    sched = CosineDecayRestarts(1.0, first_decay_steps=4, t_mul=2.0, m_mul=0.5)
+    assert sched(0) == pytest.approx(1.0)
+    assert sched(2) == pytest.approx(0.5)  # half way down the first period
+    assert sched(4) == pytest.approx(0.5)  # the restart: m_mul times the first peak
+    assert sched(8) == pytest.approx(0.25)  # half way through the second (8 steps long)
+    assert sched(12) == pytest.approx(0.25)  # the third starts at 0.25
+    flat = CosineDecayRestarts(1.0, 4, t_mul=1.0, alpha=0.2)
+    assert flat(4) == pytest.approx(1.0) and flat(6) == pytest.approx(0.6)
+    assert hpnn.optimizers.schedules.deserialize(hpnn.optimizers.schedules.serialize(sched))(
+        8
+    ) == pytest.approx(0.25)
