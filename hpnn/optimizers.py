@@ -141,6 +141,9 @@ class Optimizer:
             if self.weight_decay:
                 v.data *= v.dtype.type(1.0 - lr * self.weight_decay)
             self._update(v.data, g, self._slots[id(v)], lr)
+            constraint = getattr(v, "constraint", None)
+            if constraint is not None:  # as Keras: after the update
+                v.data[...] = constraint(v.data)
 
     def apply_gradients(self, grads_and_vars) -> None:
         """Keras' form: ``apply_gradients(zip(grads, vars))``."""

@@ -381,6 +381,43 @@ def test_masking_before_an_lstm():
     np.testing.assert_allclose(hm.predict(x, verbose=0), k2np(km(x)), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("MaxNorm", {"max_value": 1.5, "axis": [0, 1, 2]}),
+        ("NonNeg", {}),
+        ("UnitNorm", {"axis": 1}),
+        ("MinMaxNorm", {"min_value": 0.5, "max_value": 2.0, "rate": 0.7}),
+    ],
+)
+def test_constraints(name, kwargs):
+    w = RNG.normal(size=(4, 3, 2, 5)).astype("float32") * 2
+    want = k2np(getattr(keras.constraints, name)(**kwargs)(keras.ops.convert_to_tensor(w)))
+    got = getattr(hpnn.constraints, name)(**kwargs)(w)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_constrained_dense_trains_as_keras():
+    x = RNG.standard_normal((24, 5)).astype("float32") * 3
+    y = RNG.integers(0, 3, 24)
+
+    def build(m, c):
+        dense = m.layers.Dense(
+            3, activation="softmax", kernel_constraint=c.MaxNorm(0.4), bias_constraint=c.NonNeg()
+        )
+        model = m.Sequential([m.Input((5,)), dense])
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        return model
+
+    km, hm = build(keras, keras.constraints), build(hpnn, hpnn.constraints)
+    hm.set_weights([k2np(v) for v in km.weights])
+    km.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    hm.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    for a, b in zip(hm.get_weights(), [k2np(v) for v in km.weights], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert np.linalg.norm(hm.get_weights()[0], axis=0).max() <= 0.4 + 1e-6
+
+
 def test_batch_normalization_in_training_updates_the_moving_statistics():
     x = RNG.standard_normal((6, 4, 3)).astype("float32") * 2 + 1
     kl, hl = keras.layers.BatchNormalization(momentum=0.9), layers.BatchNormalization(momentum=0.9)

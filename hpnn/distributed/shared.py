@@ -196,10 +196,12 @@ class SharedTraining:
         for a, (i, n) in zip(self.state.arrays[0], state, strict=True):
             opt._slots[self.ids[i]][n] = a
         # Who updates what: rows where the update is elementwise (every optimizer here,
-        # unless clipnorm scales by a variable's whole norm, or a state array is not
+        # unless clipnorm or a constraint works on a variable's whole norm, or a state array is not
         # shaped like its variable), else whole variables.
-        elementwise = opt.clipnorm is None and all(
-            opt._slots[self.ids[i]][n].shape == variables[i].shape for i, n in state
+        elementwise = (
+            opt.clipnorm is None
+            and all(v.constraint is None for v in variables)  # a norm over a whole variable
+            and all(opt._slots[self.ids[i]][n].shape == variables[i].shape for i, n in state)
         )
         if elementwise:
             shares = row_shares([v.shape for v in variables], comm.local_size)
@@ -219,6 +221,9 @@ class SharedTraining:
         for i, a, b in self.mine:
             v = variables[i]
             piece = Variable(_rows(v.data, a, b), name=v.name, path=f"{v.path}[{a}:{b}]")
+            if v.constraint is not None:  # (then each piece is a whole variable)
+                assert (a, b) == (0, v.shape[0] if v.ndim else 1), "a constraint on rows"
+                piece.constraint = v.constraint
             slots = opt._build_slots(piece)
             for n in slots:
                 if not n.startswith("_"):

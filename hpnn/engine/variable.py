@@ -17,7 +17,7 @@ class Variable(Tensor):
         trainable: whether optimizers update it (and it gets a gradient).
     """
 
-    __slots__ = ("path", "regularizer", "trainable")
+    __slots__ = ("constraint", "path", "regularizer", "trainable")
 
     def __init__(
         self, value, name: str = "variable", trainable: bool = True, path: str | None = None
@@ -29,6 +29,7 @@ class Variable(Tensor):
         self.trainable = trainable
         self.path = path or name
         self.regularizer = None
+        self.constraint = None  # applied after each optimizer update (hpnn.constraints)
 
     @property
     def value(self):

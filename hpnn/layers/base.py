@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 
-from hpnn import activations, initializers, regularizers
+from hpnn import activations, constraints, initializers, regularizers
 from hpnn.backend import floatx, to_numpy
 from hpnn.engine import ops
 from hpnn.engine.tensor import Tensor, _as_array, is_grad_enabled
@@ -128,6 +128,8 @@ def weight_config(layer) -> dict:
         "bias_initializer": initializers.serialize(layer.bias_initializer),
         "kernel_regularizer": regularizers.serialize(layer.kernel_regularizer),
         "bias_regularizer": regularizers.serialize(layer.bias_regularizer),
+        "kernel_constraint": constraints.serialize(getattr(layer, "kernel_constraint", None)),
+        "bias_constraint": constraints.serialize(getattr(layer, "bias_constraint", None)),
     }
 
 
@@ -218,6 +220,7 @@ class Layer:
         trainable=True,
         regularizer=None,
         dtype=None,
+        constraint=None,
     ) -> Variable:
         """Create a weight (only from ``build``) and register it with the layer."""
         init = initializers.get(initializer)
@@ -226,6 +229,7 @@ class Layer:
         v.path = f"{self.name}/{name or 'variable'}"
         v.requires_grad = trainable and self.trainable  # a frozen layer's take no gradient
         v.regularizer = regularizers.get(regularizer)
+        v.constraint = constraints.get(constraint)
         self._weights.append(v)
         return v
 
@@ -512,8 +516,12 @@ class KernelLayer(Layer):
         kernel_regularizer,
         bias_regularizer,
         activity_regularizer,
+        kernel_constraint=None,
+        bias_constraint=None,
     ):
         self.activation = activations.get(activation, self._where())
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         self.use_bias = use_bias
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
@@ -533,11 +541,19 @@ class KernelLayer(Layer):
 
     def _build_kernel(self, kernel_shape, in_dim: int, units: int) -> None:
         self.kernel = self.add_weight(
-            kernel_shape, self.kernel_initializer, "kernel", regularizer=self.kernel_regularizer
+            kernel_shape,
+            self.kernel_initializer,
+            "kernel",
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
         )
         self.bias = (
             self.add_weight(
-                (units,), self.bias_initializer, "bias", regularizer=self.bias_regularizer
+                (units,),
+                self.bias_initializer,
+                "bias",
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
             )
             if self.use_bias
             else None

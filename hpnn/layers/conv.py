@@ -65,6 +65,8 @@ class Conv2D(KernelLayer):
         kernel_regularizer=None,
         bias_regularizer=None,
         activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -83,6 +85,8 @@ class Conv2D(KernelLayer):
             kernel_regularizer,
             bias_regularizer,
             activity_regularizer,
+            kernel_constraint,
+            bias_constraint,
         )
 
     def build(self, input_shape):
@@ -150,6 +154,8 @@ class Conv2DTranspose(KernelLayer):
         kernel_regularizer=None,
         bias_regularizer=None,
         activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -176,6 +182,8 @@ class Conv2DTranspose(KernelLayer):
             kernel_regularizer,
             bias_regularizer,
             activity_regularizer,
+            kernel_constraint,
+            bias_constraint,
         )
 
     def build(self, input_shape):
@@ -299,6 +307,8 @@ class Conv1D(KernelLayer):
         kernel_regularizer=None,
         bias_regularizer=None,
         activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -324,6 +334,8 @@ class Conv1D(KernelLayer):
             kernel_regularizer,
             bias_regularizer,
             activity_regularizer,
+            kernel_constraint,
+            bias_constraint,
         )
 
     def build(self, input_shape):

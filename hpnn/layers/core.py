@@ -76,6 +76,8 @@ class Dense(KernelLayer):
         kernel_regularizer=None,
         bias_regularizer=None,
         activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -88,6 +90,8 @@ class Dense(KernelLayer):
             kernel_regularizer,
             bias_regularizer,
             activity_regularizer,
+            kernel_constraint,
+            bias_constraint,
         )
 
     def build(self, input_shape):

@@ -4,7 +4,8 @@ MODE ``train``: fit a small CNN on seeded random data with per-rank batch 8 and
 write (rank 0) the final weights, optimizer state, history and evaluate() results
 to OUT (.npz). ``weighted``: the same with class and sample weights; ``freeze``:
 fewer variables train from the second epoch on (see ``Freeze``); ``clipped``:
-Adam with a global_clipnorm; ``clipnorm``: with a clipnorm.
+Adam with a global_clipnorm; ``clipnorm``: with a clipnorm; ``constrained``: the last
+kernel under a MaxNorm constraint.
 MODE ``raise``: rank 1 raises during the third batch; the job must end, not hang.
 
 With ``HPNN_TEST_NODE_SIZE=k`` the ranks are grouped into "nodes" of k ranks
@@ -37,8 +38,10 @@ class Scale(layers.Layer):
         return x * self.scale
 
 
-def build(**adam):
+def build(constrained=False, **adam):
     hpnn.utils.set_random_seed(7)
+    # a max-norm on a kernel's columns works on the whole variable (no rows shared out)
+    bound = hpnn.constraints.MaxNorm(0.5) if constrained else None
     model = hpnn.Sequential(
         [
             hpnn.Input(shape=(8, 8, 1)),
@@ -49,10 +52,11 @@ def build(**adam):
             layers.Dense(
                 8,
                 activation="tanh",
+                kernel_constraint=bound,  # (36, 8): its rows span the ranks' shares
                 kernel_regularizer=hpnn.regularizers.L2(1e-3),
                 activity_regularizer=hpnn.regularizers.L1(1e-2),
             ),
-            layers.Dense(3, activation="softmax"),
+            layers.Dense(3, activation="softmax", kernel_constraint=bound),
         ]
     )
     model.compile(
@@ -82,12 +86,24 @@ class Freeze(hpnn.callbacks.Callback):
             self.model.layers[-1].bias.trainable = False
 
 
-def train(batch_size, out=None, weighted=False, freeze=False, clipped=False, clipnorm=False):
+def train(
+    batch_size,
+    out=None,
+    weighted=False,
+    freeze=False,
+    clipped=False,
+    clipnorm=False,
+    constrained=False,
+):
     x, y = data(203, 0)  # 203: the last global batch is uneven across ranks
     xv, yv = data(101, 1)  # 101: the validation shards are uneven too
     # a global norm needs all gradients on every rank: no shared weights then; a
     # variable's norm needs its whole gradient: the ranks of a node share whole variables
-    model = build(global_clipnorm=0.5 if clipped else None, clipnorm=0.5 if clipnorm else None)
+    model = build(
+        constrained=constrained,
+        global_clipnorm=0.5 if clipped else None,
+        clipnorm=0.5 if clipnorm else None,
+    )
     fit_kw, val, ev_kw = {}, (xv, yv), {}
     if weighted:  # class weights in training, sample weights in validation
         wv = np.random.default_rng(2).uniform(0.0, 2.0, len(xv)).astype("float32")
@@ -145,6 +161,9 @@ def weights_are_private(model) -> bool:
     return bool(comm.comm.allreduce(int(ok)) == comm.size)
 
 
+TRAIN_MODES = ("weighted", "freeze", "clipped", "clipnorm", "constrained")
+
+
 def flags(mode):
     """``train(**flags(mode))``: ``"freeze+clipnorm"`` -> ``freeze=True, clipnorm=True``."""
     return {} if mode == "train" else dict.fromkeys(mode.split("+"), True)
@@ -164,7 +183,7 @@ if __name__ == "__main__":
         world, k = MPI.COMM_WORLD, int(os.environ["HPNN_TEST_NODE_SIZE"])
         node = world.Split(world.Get_rank() // k, world.Get_rank())
         hpnn.distributed.init(hpnn.distributed.MPIComm(node_comm=node))
-    if mode == "train" or mode.split("+")[0] in ("weighted", "freeze", "clipped", "clipnorm"):
+    if mode == "train" or mode.split("+")[0] in TRAIN_MODES:
         train(8, out, **flags(mode))
     elif mode == "raise":
         x, y = data(203, 0)

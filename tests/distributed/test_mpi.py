@@ -105,6 +105,7 @@ PATHS = {
         ("clipped", "shared-weights"),  # falls back to a shared-memory sum of the gradients
         ("clipnorm", "shared-weights"),  # whole variables to each rank
         ("freeze+clipnorm", "3-shared-weights"),  # at the end, ranks that own nothing
+        ("constrained", "3-shared-weights"),  # a kernel constraint: whole variables too
         ("train", "allreduce"),
         ("train", "two-nodes"),
         ("train", "3-shared-weights"),
