@@ -49,3 +49,49 @@ def to_categorical(x, num_classes=None) -> np.ndarray:
 def clear_session() -> None:
     """Restart automatic layer names (``dense``, ``dense_1``, ...)."""
     reset_names()
+
+
+def pad_sequences(
+    sequences, maxlen=None, dtype="int32", padding="pre", truncating="pre", value=0.0
+) -> np.ndarray:
+    """Lists of ids (or of feature vectors) as one ``(n, maxlen, ...)`` array, as Keras':
+    shorter ones padded with ``value`` and longer ones cut, at the start (``"pre"``,
+    the default) or at the end (``"post"``); ``maxlen`` defaults to the longest."""
+    for name, v in (("padding", padding), ("truncating", truncating)):
+        if v not in ("pre", "post"):
+            raise ValueError(f"pad_sequences: {name} must be 'pre' or 'post'. Received: {v!r}")
+    try:
+        seqs = [np.asarray(s) for s in sequences]
+    except TypeError as e:
+        raise ValueError(
+            f"pad_sequences: sequences must be an iterable of sequences. Received: {e}"
+        ) from None
+    lengths = [len(s) for s in seqs]
+    if maxlen is None:
+        maxlen = max(lengths, default=0)
+    if not isinstance(maxlen, (int, np.integer)) or maxlen < 0:
+        raise ValueError(f"pad_sequences: maxlen must be an int >= 0. Received: {maxlen!r}")
+    tail = next((s.shape[1:] for s in seqs if len(s)), ())
+    out = np.full((len(seqs), maxlen, *tail), value, dtype=dtype)
+    for i, s in enumerate(seqs):
+        if not len(s) or not maxlen:
+            continue
+        if s.shape[1:] != tail:
+            raise ValueError(
+                f"pad_sequences: every element must have shape {tail}. Received: "
+                f"{s.shape[1:]} in sequence {i}"
+            )
+        s = s[-maxlen:] if truncating == "pre" else s[:maxlen]
+        if padding == "post":
+            out[i, : len(s)] = s
+        else:
+            out[i, maxlen - len(s) :] = s
+    return out
+
+
+def normalize(x, axis=-1, order=2) -> np.ndarray:
+    """``x`` divided by its ``order``-norm along ``axis`` (zero norms left as 1)."""
+    x = np.asarray(x)
+    norm = np.atleast_1d(np.linalg.norm(x, order, axis))
+    norm[norm == 0] = 1
+    return x / np.expand_dims(norm, axis)

@@ -285,6 +285,8 @@ LAYER_CASES = {
     "softmax_layer_axis1": (lambda m: m.Softmax(axis=1), (2, 4, 3)),
     "prelu_shared": (lambda m: m.PReLU(alpha_initializer="ones", shared_axes=[1]), (2, 4, 3)),
     "unit_normalization": (lambda m: m.UnitNormalization(axis=[1, 2]), (2, 4, 3)),
+    "group_normalization": (lambda m: m.GroupNormalization(groups=4), (2, 5, 6, 8)),
+    "group_normalization_1d": (lambda m: m.GroupNormalization(groups=2, epsilon=0.1), (3, 4, 6)),
     "identity": (lambda m: m.Identity(), (2, 4, 3)),
     **{
         f"dense_{name}": (lambda m, name=name: m.Dense(4, activation=name), (3, 5))
@@ -310,7 +312,7 @@ def test_layers_match_keras_in_inference(case):
     x = RNG.standard_normal(shape).astype("float32")
     kl = make(keras.layers)
     kl(x)
-    if case == "batchnorm_inference":  # non-trivial moving statistics
+    if case == "batchnorm_inference" or case.startswith("group_"):  # non-trivial weights
         kl.set_weights([RNG.uniform(0.5, 2, w.shape).astype("float32") for w in kl.get_weights()])
     hl = make(layers)
     hl(x)

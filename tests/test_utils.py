@@ -91,3 +91,29 @@ def test_explicit_layer_seed_ignores_the_global_seed():
     set_random_seed(2)
     b = layers.Dropout(0.5, seed=9)(x, training=True).numpy()
     np.testing.assert_array_equal(a, b)
+
+
+def test_pad_sequences_as_keras():
+    from hpnn.utils import pad_sequences
+
+    seqs = [[1, 2, 3], [4], [], [5, 6, 7, 8, 9]]
+    out = pad_sequences(seqs)
+    assert out.shape == (4, 5) and out.dtype == np.int32
+    np.testing.assert_array_equal(out[0], [0, 0, 1, 2, 3])  # padded at the start
+    np.testing.assert_array_equal(pad_sequences(seqs, maxlen=3)[3], [7, 8, 9])  # cut at the start
+    post = pad_sequences(seqs, maxlen=4, padding="post", truncating="post", value=-1)
+    np.testing.assert_array_equal(post, [[1, 2, 3, -1], [4, -1, -1, -1], [-1] * 4, [5, 6, 7, 8]])
+    vectors = pad_sequences([np.ones((2, 3)), np.ones((1, 3))], dtype="float32")
+    assert vectors.shape == (2, 2, 3) and vectors[1, 0].sum() == 0
+    with pytest.raises(ValueError, match="padding must be 'pre' or 'post'"):
+        pad_sequences(seqs, padding="middle")
+    with pytest.raises(ValueError, match="every element must have shape"):
+        pad_sequences([np.ones((2, 3)), np.ones((1, 4))])
+
+
+def test_normalize():
+    from hpnn.utils import normalize
+
+    x = np.array([[3.0, 4.0], [0.0, 0.0]])
+    np.testing.assert_allclose(normalize(x), [[0.6, 0.8], [0.0, 0.0]])
+    np.testing.assert_allclose(normalize(x, order=1), [[3 / 7, 4 / 7], [0.0, 0.0]])

@@ -49,6 +49,7 @@ from hpnn.layers.merge import (
 )
 from hpnn.layers.normalization import (
     BatchNormalization,
+    GroupNormalization,
     LayerNormalization,
     UnitNormalization,
 )
@@ -102,6 +103,7 @@ __all__ = [
     "GlobalMaxPool2D",
     "GlobalMaxPooling1D",
     "GlobalMaxPooling2D",
+    "GroupNormalization",
     "Identity",
     "Input",
     "InputLayer",

@@ -224,3 +224,74 @@ class UnitNormalization(Layer):
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}
+
+
+class GroupNormalization(Layer):
+    """Normalise each sample over groups of channels: the ``C`` channels (last axis)
+    in ``groups`` groups of ``C / groups``, each group's mean and variance taken over
+    its channels and every other non-batch axis; then scale and shift per channel
+    (``gamma``, ``beta`` of shape ``(C,)``). Independent of the batch, as Keras'
+    ``GroupNormalization`` (channels-last: ``axis=-1`` only)."""
+
+    min_ndim = 2
+    supports_masking = True
+
+    def __init__(
+        self,
+        groups=32,
+        axis=-1,
+        epsilon=1e-3,
+        center=True,
+        scale=True,
+        beta_initializer="zeros",
+        gamma_initializer="ones",
+        beta_regularizer=None,
+        gamma_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if axis not in (-1,):
+            raise NotImplementedError(
+                f"{self._where()}: only axis=-1 (channels last) is supported. Received: "
+                f"axis={axis!r}"
+            )
+        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+            raise ValueError(f"{self._where()}: groups must be an int >= 1. Received: {groups!r}")
+        self.groups, self.axis, self.epsilon = groups, axis, float(epsilon)
+        self.center, self.scale = center, scale
+        self.beta_initializer, self.gamma_initializer = beta_initializer, gamma_initializer
+        self.beta_regularizer, self.gamma_regularizer = beta_regularizer, gamma_regularizer
+
+    def build(self, input_shape):
+        c = input_shape[-1]
+        if c is None or c % self.groups:
+            raise ValueError(
+                f"{self._where()}: the channels ({c}) must be known and divisible by "
+                f"groups ({self.groups}). Received: shape={tuple(input_shape)}"
+            )
+        _add_gamma_beta(self, (c,))
+        self._fixed_dims = {-1: c}
+        self.built = True
+
+    def call(self, x, training=False):
+        shape = x.shape
+        g = ops.reshape(x, (*shape[:-1], self.groups, shape[-1] // self.groups))
+        axes = (*range(1, g.ndim - 2), g.ndim - 1)  # all but the batch and the group
+        centred = g - ops.mean(g, axis=axes, keepdims=True)
+        var = ops.mean(centred * centred, axis=axes, keepdims=True)
+        y = ops.reshape(centred / ops.sqrt(var + self.epsilon), shape)
+        if self.gamma is not None:
+            y = y * self.gamma
+        if self.beta is not None:
+            y = y + self.beta
+        return y
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "groups": self.groups,
+            "axis": self.axis,
+            "epsilon": self.epsilon,
+            "center": self.center,
+            "scale": self.scale,
+        }

@@ -112,7 +112,7 @@ _TRAIN = (
     "Permute", "RepeatVector", "LayerNormalization", "Embedding", "ActivityRegularization",
     "Rescaling", "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Conv2DTranspose",
     "Normalization", "ReLU", "LeakyReLU", "ELU", "Softmax", "PReLU", "Identity",
-    "Masking", "UnitNormalization",
+    "Masking", "UnitNormalization", "GroupNormalization",
 )  # fmt: skip
 # Random or stateful in training only; sample by sample in inference.
 _INFER = (

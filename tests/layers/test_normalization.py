@@ -6,6 +6,7 @@ import pytest
 
 import hpnn
 from hpnn import layers
+from hpnn.engine import Tensor
 from hpnn.testing import check_grad
 
 
@@ -181,3 +182,18 @@ def test_rank_and_channels_fixed_after_build():
         bn(np.zeros((2, 4), np.float32))
     with pytest.raises(ValueError, match=r"BatchNormalization 'bn'.*size 4.*Received: shape"):
         bn(np.zeros((2, 3, 5), np.float32))
+
+
+def test_group_normalization_per_group_and_gradients():
+    x = np.random.default_rng(0).normal(size=(2, 3, 3, 4)) * 2 + 1
+    layer = layers.GroupNormalization(groups=2, epsilon=1e-6)
+    y = layer(Tensor(x)).data
+    g = y.reshape(2, 3, 3, 2, 2)
+    np.testing.assert_allclose(g.mean(axis=(1, 2, 4)), 0.0, atol=1e-12)
+    np.testing.assert_allclose(g.var(axis=(1, 2, 4)), 1.0, rtol=1e-4)
+    layer.set_weights([np.full(4, 2.0), np.full(4, 0.5)])
+    check_grad(lambda t: layer(t), [x])
+    with pytest.raises(ValueError, match=r"divisible by groups \(3\)"):
+        layers.GroupNormalization(groups=3)(np.zeros((1, 2, 4), "float32"))
+    with pytest.raises(NotImplementedError, match="only axis=-1"):
+        layers.GroupNormalization(axis=1)
