@@ -23,7 +23,31 @@ _ELEMENTWISE = {
     "softplus": ("Softplus", {}),
     "elu": ("Elu", {"alpha": 1.0}),
     "leaky_relu": ("LeakyRelu", {"alpha": 0.2}),
+    "softsign": ("Softsign", {}),
+    "selu": ("Selu", {"alpha": 1.6732632423543772, "gamma": 1.0507009873554805}),
+    "hard_sigmoid": ("HardSigmoid", {"alpha": 1.0 / 6.0, "beta": 0.5}),
+    "hard_silu": ("HardSwish", {}),  # x * hard_sigmoid(x), the same formula
+    "exponential": ("Exp", {}),
 }
+
+
+def _scalar(g, value, base="c"):
+    return g.const(np.float32(value), base)
+
+
+def _composite_activation(g, name, x):
+    """The activations ONNX has no single op for (at opset 17), from several."""
+    if name == "relu6":
+        return g.op("Clip", [x, _scalar(g, 0.0, "zero"), _scalar(g, 6.0, "six")], like=x)
+    if name == "silu":
+        return g.op("Mul", [x, g.op("Sigmoid", [x], like=x)], like=x)
+    if name == "mish":
+        return g.op("Mul", [x, g.op("Tanh", [g.op("Softplus", [x], like=x)], like=x)], like=x)
+    if name == "gelu":  # exact: 0.5 x (1 + erf(x / sqrt(2)))
+        erf = g.op("Erf", [g.op("Mul", [x, _scalar(g, 1 / np.sqrt(2.0))], like=x)], like=x)
+        half = g.op("Mul", [x, _scalar(g, 0.5)], like=x)
+        return g.op("Mul", [half, g.op("Add", [erf, _scalar(g, 1.0)], like=x)], like=x)
+    return None
 
 
 def activation(g, layer, fn, x, rank):
@@ -36,8 +60,43 @@ def activation(g, layer, fn, x, rank):
     if name in ("softmax", "log_softmax"):
         x = g.channels_last(x, rank)  # over the last axis of hpnn's layout
         return g.op("Softmax" if name == "softmax" else "LogSoftmax", [x], axis=-1)
+    composite = _composite_activation(g, name, x)
+    if composite is not None:
+        return composite
     op_type, attrs = _ELEMENTWISE[name]
     return g.op(op_type, [x], like=x, **attrs)
+
+
+# -- activation layers -----------------------------------------------------------------
+def relu_layer(g, layer, x, shape):
+    th, top, slope = layer.threshold, layer.max_value, layer.negative_slope
+    if th:
+        keep = g.op("Cast", [g.op("Greater", [x, _scalar(g, th)])], to=1)  # 1: FLOAT
+        y = g.op("Mul", [x, keep], like=x)
+    else:
+        y = g.op("Relu", [x], like=x)
+    if top is not None:
+        y = g.op("Clip", [y, _scalar(g, 0.0), _scalar(g, top)], like=x)
+    if slope:
+        below = g.op("Relu", [g.op("Sub", [_scalar(g, th), x], like=x)], like=x)
+        y = g.op("Sub", [y, g.op("Mul", [below, _scalar(g, slope)], like=x)], like=x)
+    return y
+
+
+def leaky_relu_layer(g, layer, x, shape):
+    return g.op("LeakyRelu", [x], like=x, alpha=layer.negative_slope)
+
+
+def elu_layer(g, layer, x, shape):
+    return g.op("Elu", [x], like=x, alpha=layer.alpha)
+
+
+def softmax_layer(g, layer, x, shape):
+    return g.op("Softmax", [g.channels_last(x, len(shape))], axis=layer.axis)
+
+
+def prelu_layer(g, layer, x, shape):
+    return g.op("PRelu", [g.channels_last(x, len(shape)), g.const(layer.alpha, "alpha")])
 
 
 def _w(v):
@@ -220,10 +279,35 @@ def layer_norm(g, layer, x, shape):
     return g.op("Add", [y, g.const(beta.reshape(bshape), "beta")])
 
 
-def _reduce_mean(g, x, axes):
+def _reduce_mean(g, x, axes, op_type="ReduceMean"):
     if g.opset >= 18:  # axes became an input in opset 18
-        return g.op("ReduceMean", [x, g.ints(list(axes), "axes")], keepdims=1)
-    return g.op("ReduceMean", [x], axes=list(axes), keepdims=1)
+        return g.op(op_type, [x, g.ints(list(axes), "axes")], keepdims=1)
+    return g.op(op_type, [x], axes=list(axes), keepdims=1)
+
+
+def unit_norm(g, layer, x, shape):
+    rank = len(shape)
+    x = g.channels_last(x, rank)
+    axes = layer.axis if isinstance(layer.axis, list) else [layer.axis]
+    sq = _reduce_mean(g, x, [a % rank for a in axes], "ReduceSumSquare")
+    norm = g.op("Max", [g.op("Sqrt", [sq]), _scalar(g, 1e-12)])
+    return g.op("Div", [x, norm])
+
+
+def group_norm(g, layer, x, shape):
+    """(N, ..., C) -> (N, rest, G, C/G); mean and variance over axes 1 and 3."""
+    c = shape[-1]
+    x = g.channels_last(x, len(shape))
+    grouped = g.op("Reshape", [x, g.ints([0, -1, layer.groups, c // layer.groups])])
+    d = g.op("Sub", [grouped, _reduce_mean(g, grouped, [1, 3])])
+    var = _reduce_mean(g, g.op("Mul", [d, d]), [1, 3])
+    std = g.op("Sqrt", [g.op("Add", [var, _scalar(g, layer.epsilon, "eps")])])
+    y = g.op("Reshape", [g.op("Div", [d, std]), g.op("Shape", [x])])
+    if layer.gamma is not None:
+        y = g.op("Mul", [y, g.const(layer.gamma, "gamma")])
+    if layer.beta is not None:
+        y = g.op("Add", [y, g.const(layer.beta, "beta")])
+    return y
 
 
 # -- reshaping and embedding -------------------------------------------------------------
@@ -322,7 +406,16 @@ CONVERTERS = {
     hl.RandomZoom: identity,
     hl.RandomContrast: identity,
     hl.GaussianNoise: identity,
+    hl.GaussianDropout: identity,
+    hl.Identity: identity,
     hl.Activation: activation_layer,
+    hl.ReLU: relu_layer,
+    hl.LeakyReLU: leaky_relu_layer,
+    hl.ELU: elu_layer,
+    hl.Softmax: softmax_layer,
+    hl.PReLU: prelu_layer,
+    hl.UnitNormalization: unit_norm,
+    hl.GroupNormalization: group_norm,
     hl.Rescaling: rescaling,
     hl.Normalization: normalization,
     hl.ZeroPadding2D: zero_padding,

@@ -287,6 +287,36 @@ def _residual():
     return hpnn.Model(inp, layers.Dense(3, activation="softmax")(mixed))
 
 
+CASES["activation_layers"] = (
+    lambda: [
+        Input(shape=(9, 9, 3)),
+        layers.Conv2D(4, 3, activation="gelu"),
+        layers.ReLU(max_value=0.8, negative_slope=0.1, threshold=0.05),
+        layers.Conv2D(4, 1, activation="silu"),
+        layers.PReLU(shared_axes=[1, 2]),
+        layers.GroupNormalization(groups=2),
+        layers.LeakyReLU(0.25),
+        layers.Conv2D(4, 1, activation="mish"),
+        layers.ELU(0.7),
+        layers.GaussianDropout(0.3),
+        layers.Identity(),
+        layers.Softmax(axis=2),
+    ],
+    images,
+)
+CASES["more_activations"] = (
+    lambda: [
+        Input(shape=(6, 4)),
+        layers.Dense(5, activation="selu"),
+        layers.Dense(5, activation="relu6"),
+        layers.Dense(5, activation="softsign"),
+        layers.Dense(5, activation="hard_sigmoid"),
+        layers.Dense(5, activation="hard_silu"),
+        layers.UnitNormalization(axis=[1, 2]),
+        layers.Dense(3, activation="exponential"),
+    ],
+    seqs,
+)
 CASES["functional"] = (_residual, images)
 
 
@@ -439,3 +469,9 @@ def test_functional_with_two_inputs_and_two_outputs(tmp_path):
     want = [t.data for t in model([xa, xb])]
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(g, w, rtol=RTOL, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["activation_layers", "more_activations"])
+def test_reductions_under_opset_18(case, tmp_path):
+    build, data = CASES[case]
+    assert_matches(randomize(_model(build)), data(), tmp_path, opset=18)
