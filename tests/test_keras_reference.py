@@ -286,6 +286,16 @@ LAYER_CASES = {
     "prelu_shared": (lambda m: m.PReLU(alpha_initializer="ones", shared_axes=[1]), (2, 4, 3)),
     "unit_normalization": (lambda m: m.UnitNormalization(axis=[1, 2]), (2, 4, 3)),
     "group_normalization": (lambda m: m.GroupNormalization(groups=4), (2, 5, 6, 8)),
+    "depthwise": (lambda m: m.DepthwiseConv2D(3, depth_multiplier=2), (2, 7, 8, 3)),
+    "depthwise_same_stride2": (
+        lambda m: m.DepthwiseConv2D((3, 2), strides=2, padding="same"),
+        (2, 7, 8, 3),
+    ),
+    "depthwise_dilated": (lambda m: m.DepthwiseConv2D(3, dilation_rate=2), (2, 9, 8, 2)),
+    "separable": (
+        lambda m: m.SeparableConv2D(5, 3, depth_multiplier=2, padding="same"),
+        (2, 7, 8, 3),
+    ),
     "group_normalization_1d": (lambda m: m.GroupNormalization(groups=2, epsilon=0.1), (3, 4, 6)),
     "identity": (lambda m: m.Identity(), (2, 4, 3)),
     **{
@@ -312,7 +322,8 @@ def test_layers_match_keras_in_inference(case):
     x = RNG.standard_normal(shape).astype("float32")
     kl = make(keras.layers)
     kl(x)
-    if case == "batchnorm_inference" or case.startswith("group_"):  # non-trivial weights
+    if case == "batchnorm_inference" or case.startswith(("group_", "depthwise", "separable")):
+        # non-trivial weights (moving statistics, biases)
         kl.set_weights([RNG.uniform(0.5, 2, w.shape).astype("float32") for w in kl.get_weights()])
     hl = make(layers)
     hl(x)

@@ -156,6 +156,39 @@ def conv2d(g, layer, x, shape):
     return activation(g, layer, layer.activation, y, 4)
 
 
+def _depthwise(g, layer, x, shape, kernel, bias):
+    """ONNX Conv with one group per input channel: output ``c * M + m`` from channel c."""
+    x = g.channels_first(x, 4)
+    kh, kw, c, m = kernel.shape
+    w = g.const(_w(kernel).transpose(2, 3, 0, 1).reshape(c * m, 1, kh, kw), "depthwise")
+    inputs = [x, w] + ([g.const(bias, "bias")] if bias is not None else [])
+    pairs = zip(layer.kernel_size, layer.dilation_rate, strict=True)
+    extents = [(k - 1) * d + 1 for k, d in pairs]
+    return g.op(
+        "Conv",
+        inputs,
+        group=c,
+        kernel_shape=list(layer.kernel_size),
+        strides=list(layer.strides),
+        dilations=list(layer.dilation_rate),
+        pads=_pads(layer, shape, extents, layer.strides, layer.padding),
+        like=x,
+    )
+
+
+def depthwise_conv2d(g, layer, x, shape):
+    y = _depthwise(g, layer, x, shape, layer.kernel, layer.bias)
+    return activation(g, layer, layer.activation, y, 4)
+
+
+def separable_conv2d(g, layer, x, shape):
+    y = _depthwise(g, layer, x, shape, layer.depthwise_kernel, None)
+    w = g.const(_w(layer.pointwise_kernel).transpose(3, 2, 0, 1), "pointwise")
+    inputs = [y, w] + ([g.const(layer.bias, "bias")] if layer.bias is not None else [])
+    y = g.op("Conv", inputs, kernel_shape=[1, 1], like=y)
+    return activation(g, layer, layer.activation, y, 4)
+
+
 def conv2d_transpose(g, layer, x, shape):
     """ONNX ConvTranspose, its pads and output_padding chosen to keep the same window of
     the full map as hpnn (Keras' size, TF's 'same' offset)."""
@@ -423,6 +456,8 @@ CONVERTERS = {
     hl.UpSampling2D: upsampling,
     hl.Conv2D: conv2d,
     hl.Conv2DTranspose: conv2d_transpose,
+    hl.DepthwiseConv2D: depthwise_conv2d,
+    hl.SeparableConv2D: separable_conv2d,
     hl.Conv1D: conv1d,
     hl.MaxPooling2D: _pool(
         "MaxPool", lambda lay: list(lay.pool_size), lambda lay: list(lay.strides)

@@ -10,8 +10,10 @@ from hpnn.layers.conv import (
     Conv1D,
     Conv2D,
     Conv2DTranspose,
+    DepthwiseConv2D,
     MaxPool2D,
     MaxPooling2D,
+    SeparableConv2D,
 )
 from hpnn.layers.core import (
     Activation,
@@ -92,6 +94,7 @@ __all__ = [
     "Conv1D",
     "Conv2D",
     "Dense",
+    "DepthwiseConv2D",
     "Dropout",
     "Embedding",
     "Flatten",
@@ -120,6 +123,7 @@ __all__ = [
     "ReLU",
     "RepeatVector",
     "Reshape",
+    "SeparableConv2D",
     "SimpleRNN",
     "Softmax",
     "TimeDistributed",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hpnn import constraints, initializers, regularizers
 from hpnn.backend import get_xp
 from hpnn.engine import ops
 from hpnn.engine.ops.conv import conv_output_length, conv_transpose_length
@@ -379,4 +380,185 @@ class Conv1D(KernelLayer):
             "strides": self.strides,
             "padding": self.padding,
             "dilation_rate": self.dilation_rate,
+        }
+
+
+class DepthwiseConv2D(Conv2D):
+    """Depthwise 2-D convolution, as Keras': each input channel convolved with its own
+    ``depth_multiplier`` filters; kernel ``(kh, kw, in, depth_multiplier)``, bias
+    ``(in * depth_multiplier,)``, output channel ``c * depth_multiplier + m``."""
+
+    def __init__(
+        self,
+        kernel_size,
+        strides=(1, 1),
+        padding="valid",
+        depth_multiplier=1,
+        data_format=None,
+        dilation_rate=(1, 1),
+        activation=None,
+        use_bias=True,
+        depthwise_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        depthwise_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        depthwise_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(
+            1,  # (set from the input in build)
+            kernel_size,
+            strides=strides,
+            padding=padding,
+            data_format=data_format,
+            dilation_rate=dilation_rate,
+            activation=activation,
+            use_bias=use_bias,
+            kernel_initializer=depthwise_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=depthwise_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=depthwise_constraint,
+            bias_constraint=bias_constraint,
+            **kwargs,
+        )
+        self.depth_multiplier = self._positive_int("depth_multiplier", depth_multiplier)
+
+    def build(self, input_shape):
+        c = self._last_axis(input_shape)
+        self.filters = c * self.depth_multiplier
+        self.compute_output_shape(input_shape)
+        self._build_kernel((*self.kernel_size, c, self.depth_multiplier), c, self.filters)
+
+    def call(self, x, training=False):
+        y = ops.depthwise_conv2d(
+            x, self.kernel, self.bias, self.strides, self.padding, self.dilation_rate
+        )
+        return self.activation(y)
+
+    def compute_output_shape(self, input_shape):
+        c = input_shape[-1]
+        self.filters = None if c is None else c * self.depth_multiplier
+        return super().compute_output_shape(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        for name in ("filters",):
+            config.pop(name)
+        for old, new in (("kernel", "depthwise"),):
+            for suffix in ("_initializer", "_regularizer", "_constraint"):
+                config[new + suffix] = config.pop(old + suffix)
+        return {**config, "depth_multiplier": self.depth_multiplier}
+
+
+class SeparableConv2D(Conv2D):
+    """A depthwise convolution (``depth_multiplier`` filters per input channel, no bias)
+    followed by a 1x1 convolution to ``filters`` channels with the bias, as Keras':
+    weights ``depthwise_kernel (kh, kw, in, m)``, ``pointwise_kernel (1, 1, in * m,
+    filters)``, ``bias (filters,)``."""
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=(1, 1),
+        padding="valid",
+        data_format=None,
+        dilation_rate=(1, 1),
+        depth_multiplier=1,
+        activation=None,
+        use_bias=True,
+        depthwise_initializer="glorot_uniform",
+        pointwise_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        depthwise_regularizer=None,
+        pointwise_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        depthwise_constraint=None,
+        pointwise_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(
+            filters,
+            kernel_size,
+            strides=strides,
+            padding=padding,
+            data_format=data_format,
+            dilation_rate=dilation_rate,
+            activation=activation,
+            use_bias=use_bias,
+            kernel_initializer=pointwise_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=pointwise_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=pointwise_constraint,
+            bias_constraint=bias_constraint,
+            **kwargs,
+        )
+        self.depth_multiplier = self._positive_int("depth_multiplier", depth_multiplier)
+        self.depthwise_initializer = depthwise_initializer
+        self.depthwise_regularizer = depthwise_regularizer
+        self.depthwise_constraint = depthwise_constraint
+
+    def build(self, input_shape):
+        c = self._last_axis(input_shape)
+        self.compute_output_shape(input_shape)
+        m = self.depth_multiplier
+        self.depthwise_kernel = self.add_weight(
+            (*self.kernel_size, c, m),
+            self.depthwise_initializer,
+            "depthwise_kernel",
+            regularizer=self.depthwise_regularizer,
+            constraint=self.depthwise_constraint,
+        )
+        self.pointwise_kernel = self.add_weight(
+            (1, 1, c * m, self.filters),
+            self.kernel_initializer,
+            "pointwise_kernel",
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
+        self.kernel = self.pointwise_kernel
+        self.bias = (
+            self.add_weight(
+                (self.filters,),
+                self.bias_initializer,
+                "bias",
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
+            if self.use_bias
+            else None
+        )
+        self._fixed_dims = {-1: c}
+        self.built = True
+
+    def call(self, x, training=False):
+        y = ops.depthwise_conv2d(
+            x, self.depthwise_kernel, None, self.strides, self.padding, self.dilation_rate
+        )
+        return self.activation(ops.conv2d(y, self.pointwise_kernel, self.bias))
+
+    def get_config(self):
+        config = super().get_config()
+        for suffix in ("_initializer", "_regularizer", "_constraint"):
+            config["pointwise" + suffix] = config.pop("kernel" + suffix)
+        return {
+            **config,
+            "depth_multiplier": self.depth_multiplier,
+            "depthwise_initializer": initializers.serialize(
+                initializers.get(self.depthwise_initializer)
+            ),
+            "depthwise_regularizer": regularizers.serialize(
+                regularizers.get(self.depthwise_regularizer)
+            ),
+            "depthwise_constraint": constraints.serialize(
+                constraints.get(self.depthwise_constraint)
+            ),
         }

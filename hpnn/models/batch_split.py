@@ -97,7 +97,8 @@ def single_threaded_blas():
 # -- which models --------------------------------------------------------------------
 # Where a split pays: passes that BLAS does not parallelise.
 _WORTH = (
-    "Conv1D", "Conv2D", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D",
+    "Conv1D", "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPooling1D", "MaxPooling2D",
+    "AveragePooling1D",
     "AveragePooling2D", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed",
     "MultiHeadAttention",
 )  # fmt: skip

@@ -317,6 +317,16 @@ CASES["more_activations"] = (
     ],
     seqs,
 )
+CASES["depthwise_separable"] = (
+    lambda: [
+        Input(shape=(9, 9, 3)),
+        layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", activation="relu"),
+        layers.DepthwiseConv2D((3, 2), strides=2, dilation_rate=1),
+        layers.SeparableConv2D(5, 3, depth_multiplier=2, padding="same", activation="tanh"),
+        layers.SeparableConv2D(4, 2, use_bias=False, dilation_rate=2),
+    ],
+    images,
+)
 CASES["functional"] = (_residual, images)
 
 

@@ -483,3 +483,49 @@ def test_dilated_conv_relu_pool_fusion_and_layer_rules():
     with pytest.raises(ValueError, match="strides > 1 and dilation_rate > 1"):
         layers.Conv2D(3, 3, strides=2, dilation_rate=2)
     assert layers.Conv2D(3, 3, dilation_rate=2).get_config()["dilation_rate"] == (2, 2)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", strides=2),
+        lambda: layers.DepthwiseConv2D((2, 3), dilation_rate=(1, 2)),
+        lambda: layers.SeparableConv2D(3, 2, depth_multiplier=2, activation="tanh"),
+    ],
+    ids=["depthwise_same_stride2", "depthwise_dilated", "separable"],
+)
+def test_depthwise_and_separable_gradients_and_config(make):
+    layer = make()
+    x = np.random.default_rng(0).normal(size=(2, 6, 7, 2))
+    layer(Tensor(x))
+    rng = np.random.default_rng(1)
+    layer.set_weights([rng.normal(size=w.shape) for w in layer.get_weights()])
+    check_grad(lambda t: layer(t), [x])  # the input's gradient through the layer
+    clone = type(layer).from_config(layer.get_config())
+    clone(Tensor(x))
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_array_equal(clone(Tensor(x)).data, layer(Tensor(x)).data)
+
+
+def test_depthwise_op_gradients_for_every_input():
+    rng = np.random.default_rng(0)
+    x, dw = rng.normal(size=(2, 7, 6, 3)), rng.normal(size=(3, 2, 3, 2))
+    b, pw = rng.normal(size=6), rng.normal(size=(1, 1, 6, 4))
+    for kw in ({}, {"strides": (2, 2), "padding": "same"}, {"dilation": (2, 1)}):
+        check_grad(lambda t, k, c, kw=kw: ops.depthwise_conv2d(t, k, c, **kw), [x, dw, b])
+    # the separable layer's composition: depthwise, then a 1x1 convolution with the bias
+    check_grad(lambda t, k, p: ops.conv2d(ops.depthwise_conv2d(t, k), p), [x, dw, pw])
+
+
+def test_depthwise_output_channel_order_and_errors():
+    x = np.zeros((1, 3, 3, 2), "float32")
+    x[..., 1] = 1.0  # only channel 1 is on
+    layer = layers.DepthwiseConv2D(1, depth_multiplier=3, use_bias=False)
+    layer(x)
+    layer.set_weights([np.arange(6, dtype="float32").reshape(1, 1, 2, 3)])
+    # outputs c * 3 + m: channel 1's filters are 3, 4, 5 and fill outputs 3, 4, 5
+    np.testing.assert_array_equal(layer(x).data[0, 0, 0], [0, 0, 0, 3, 4, 5])
+    with pytest.raises(ValueError, match="depth_multiplier"):
+        layers.DepthwiseConv2D(3, depth_multiplier=0)
+    with pytest.raises(ValueError, match="smaller than the kernel"):
+        layers.SeparableConv2D(2, 5)(np.zeros((1, 3, 3, 1), "float32"))

@@ -27,7 +27,7 @@ from hpnn.engine.ops.arith import (
     sub,
     unbroadcast,
 )
-from hpnn.engine.ops.conv import conv2d, conv2d_transpose
+from hpnn.engine.ops.conv import conv2d, conv2d_transpose, depthwise_conv2d
 from hpnn.engine.ops.dropout import dropout
 from hpnn.engine.ops.linalg import linear, matmul
 from hpnn.engine.ops.loss import (
@@ -59,6 +59,7 @@ __all__ = [
     "concatenate",
     "conv2d",
     "conv2d_transpose",
+    "depthwise_conv2d",
     "div",
     "dropout",
     "elu",

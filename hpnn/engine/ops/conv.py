@@ -325,3 +325,46 @@ def conv2d(x, w, b=None, strides=(1, 1), padding: str = "valid", dilation=(1, 1)
     """
     f = Conv2D(tuple(strides), padding, tuple(dilation))
     return f(x, w) if b is None else f(x, w, b)
+
+
+def depthwise_conv2d(
+    x, w, b=None, strides=(1, 1), padding: str = "valid", dilation=(1, 1)
+) -> Tensor:
+    """Depthwise 2-D convolution on NHWC input, as Keras' ``DepthwiseConv2D``: each input
+    channel convolved with its own ``M`` filters.
+
+    Args:
+        x: input ``(N, H, W, C)``.
+        w: kernel ``(KH, KW, C, M)`` (M: the depth multiplier).
+        b: optional bias ``(C * M,)``.
+
+    Returns: ``(N, OH, OW, C * M)``, output channel ``c * M + m`` from input channel
+    ``c`` and filter ``m``.
+
+    A sum over the kernel's taps of strided slices of the (padded) input times the
+    tap's weights: each term is the engine's getitem, multiply and add, whose
+    backward passes make this op's (no im2col: with one filter per channel a matmul
+    would have nothing to reduce over).
+    """
+    from hpnn.engine.ops.shape import getitem, pad_spatial, reshape
+
+    x, w = as_tensor(x), as_tensor(w)
+    n, h, wd, c = x.shape
+    kh, kw, _, m = w.shape
+    (sh, sw), (dh, dw) = strides, dilation
+    eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    pads = (pad_amounts(h, eh, sh, padding), pad_amounts(wd, ew, sw, padding))
+    if any(p for pair in pads for p in pair):
+        x = pad_spatial(x, pads)
+    oh = (x.shape[1] - eh) // sh + 1
+    ow = (x.shape[2] - ew) // sw + 1
+    y = None
+    for p in range(kh):
+        for q in range(kw):
+            rows = slice(p * dh, p * dh + (oh - 1) * sh + 1, sh)
+            cols = slice(q * dw, q * dw + (ow - 1) * sw + 1, sw)
+            tap = getitem(x, (slice(None), rows, cols, slice(None)))
+            term = reshape(tap, (n, oh, ow, c, 1)) * getitem(w, (p, q))  # (.., C, M)
+            y = term if y is None else y + term
+    y = reshape(y, (n, oh, ow, c * m))
+    return y if b is None else y + b
