@@ -31,7 +31,7 @@ def test_the_programs_run_with_hpnn_as_keras():
     lines = run("hpnn")
     assert [line.split()[0] for line in lines] == [
         "mlp", "text", "autoencoder", "regression", "heads", "lstm", "transformer",
-        "subclassed",
+        "subclassed", "features", "ops_layer",
     ]  # fmt: skip
 
 

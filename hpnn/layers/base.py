@@ -462,7 +462,45 @@ class Layer:
                 f"{self._where()}: a layer with several outputs (such as return_state=True) "
                 "in a functional model is not supported yet."
             )
-        return KerasTensor(out_shape, self.dtype, self, inputs, kwargs)
+        out = KerasTensor(out_shape, self.dtype, self, inputs, kwargs)
+        self.__dict__.setdefault("_symbolic_calls", []).append(out)
+        return out
+
+    # -- the symbolic tensors of this layer's calls (Keras' layer.input / layer.output) --
+    def _the_call(self, what: str):
+        calls = list(self.__dict__.get("_symbolic_calls", ()))
+        in_sequential = self.__dict__.get("_sequential_output")
+        if in_sequential is not None:
+            calls.append(in_sequential)
+        if len(calls) == 1:
+            return calls[0]
+        if not calls:
+            raise AttributeError(
+                f"Layer '{self.name}' has never been called on a symbolic input (hpnn.Input), "
+                f"so it has no defined {what}."
+            )
+        raise AttributeError(
+            f"Layer '{self.name}' has been called {len(calls)} times on symbolic inputs, so "
+            f"its {what} is ambiguous: use the tensors those calls returned."
+        )
+
+    @property
+    def output(self):
+        """The symbolic output of this layer's one call in a functional graph (or of its
+        place in a Sequential model that has an Input), as Keras' ``layer.output``."""
+        return self._the_call("output")
+
+    @output.setter
+    def output(self, value) -> None:
+        self.__dict__["_symbolic_calls"] = [value]
+
+    @property
+    def input(self):
+        """The symbolic input(s) of that call, as Keras' ``layer.input``."""
+        call = self._the_call("input")
+        if not call._inputs:  # an Input: its own tensor
+            return call
+        return call._inputs[0] if len(call._inputs) == 1 else list(call._inputs)
 
     def _record_activity(self, out) -> None:
         """The activity penalty of each output, a mean over the batch as in Keras 3:

@@ -109,6 +109,23 @@ class Functional(Model):
     def layers(self) -> list[Layer]:
         return list(self._layers)
 
+    # Keras' model.inputs / outputs (lists) and input / output (one tensor, or the list)
+    @property
+    def inputs(self) -> list:
+        return list(self._inputs)
+
+    @property
+    def outputs(self) -> list:
+        return list(self._outputs)
+
+    @property
+    def input(self):
+        return list(self._inputs) if self._multi_in else self._inputs[0]
+
+    @property
+    def output(self):
+        return list(self._outputs) if self._multi_out else self._outputs[0]
+
     @property
     def _float_input(self):
         """Whether batches are cast to floatx: not when the layers reading an input take
@@ -200,6 +217,8 @@ class Functional(Model):
                     f"Received: keys {sorted(value)}"
                 )
             value = [value[n] for n in names]
+        if len(names) == 1 and not isinstance(value, (list, tuple)):
+            value = [value]  # one input (or output) given as a list, fed one array: as Keras
         if not isinstance(value, (list, tuple)) or len(value) != len(names):
             got = (
                 f"a list of {len(value)}"

@@ -62,6 +62,7 @@ class Sequential(Model):
         if not self._layers:
             raise IndexError(f"Sequential '{self.name}': there is no layer to pop.")
         layer = self._layers.pop()
+        layer.__dict__.pop("_sequential_output", None)  # no longer in this stack
         self._rebuild()
         return layer
 
@@ -87,6 +88,49 @@ class Sequential(Model):
         self._steps = fusion.plan(self._layers)
         self._makes_masks = any(layer._computes_mask for layer in self._layers)
         self.built = True
+        self._symbolic_chain(tuple(input_shape))
+
+    def _symbolic_chain(self, input_shape) -> None:
+        """Each layer's place in the stack as a symbolic tensor (shapes only, nothing
+        runs), so ``model.inputs``, ``model.output`` and ``layer.output`` work as in
+        Keras, e.g. ``Model(model.inputs, model.layers[1].output)``."""
+        first = self._input_layer
+        if first is None:  # built from data: an Input of that shape, batch size open
+            old = self.__dict__.get("_chain_input")
+            fits = old is not None and old.batch_shape[1:] == tuple(input_shape[1:])
+            first = old if fits else InputLayer(shape=input_shape[1:])
+        self._chain_input = first
+        x = first.output
+        for layer in self._layers:
+            x = KerasTensor(layer.output_shape, layer.dtype, layer, [x])
+            layer.__dict__["_sequential_output"] = x
+
+    def _chain_end(self, what: str):
+        if not self.built or self.__dict__.get("_chain_input") is None:
+            raise AttributeError(
+                f"Sequential '{self.name}' has no {what} yet: start it with "
+                "hpnn.Input(shape=...), or call it on data (fit, predict) first."
+            )
+        if not self._layers:
+            return self._chain_input.output
+        return self._layers[-1].__dict__["_sequential_output"]
+
+    @property
+    def inputs(self) -> list:
+        self._chain_end("inputs")
+        return [self._chain_input.output]
+
+    @property
+    def outputs(self) -> list:
+        return [self._chain_end("outputs")]
+
+    @property
+    def input(self):
+        return self.inputs[0]
+
+    @property
+    def output(self):
+        return self._chain_end("output")
 
     def compute_output_shape(self, input_shape):
         shape = tuple(input_shape)

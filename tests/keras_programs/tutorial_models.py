@@ -151,3 +151,50 @@ classifier = Classifier()
 classifier.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 history = classifier.fit(ids, labels, epochs=1, batch_size=32, verbose=0)
 print("subclassed", sorted(history.history), classifier.count_params())
+
+# 9. a feature extractor and a Grad-CAM-style model from an existing model's tensors
+cnn = keras.Sequential(
+    [
+        keras.Input((12, 12, 3)),
+        layers.Conv2D(4, 3, activation="relu", name="conv_a"),
+        layers.SeparableConv2D(6, 3, name="conv_b"),
+        layers.GroupNormalization(groups=2),
+        layers.LeakyReLU(),
+        layers.GlobalAveragePooling2D(),
+        layers.Dense(3, activation="softmax"),
+    ]
+)
+extractor = keras.Model(inputs=cnn.inputs, outputs=[layer.output for layer in cnn.layers])
+features = extractor.predict(rng.random((2, 12, 12, 3)), verbose=0)
+grad_model = keras.Model(cnn.inputs, [cnn.get_layer("conv_b").output, cnn.outputs[0]])
+maps, probs = grad_model.predict(rng.random((2, 12, 12, 3)), verbose=0)
+print("features", [f.shape for f in features], maps.shape, probs.shape)
+
+
+# 10. a custom layer written with keras.ops, newer activations, focal loss, constraints
+class Gate(layers.Layer):
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="w")
+
+    def call(self, x):
+        return keras.ops.multiply(x, keras.ops.sigmoid(self.w)) + keras.ops.mean(
+            x, axis=-1, keepdims=True
+        )
+
+
+gated = keras.Sequential(
+    [
+        keras.Input((8,)),
+        Gate(),
+        layers.Dense(16, activation="gelu", kernel_constraint=keras.constraints.MaxNorm(2.0)),
+        layers.PReLU(),
+        layers.Dense(1, activation="sigmoid"),
+    ]
+)
+gated.compile(
+    optimizer=keras.optimizers.Lion(1e-3),
+    loss=keras.losses.BinaryFocalCrossentropy(gamma=2.0),
+    metrics=[keras.metrics.RootMeanSquaredError()],
+)
+history = gated.fit(rng.random((64, 8)), rng.integers(0, 2, (64, 1)), epochs=2, verbose=0)
+print("ops_layer", sorted(history.history), gated.count_params())

@@ -405,3 +405,47 @@ def test_arithmetic_on_symbolic_tensors_builds_layers(tmp_path):
     assert {"Add", "Multiply", "Subtract", "Divide", "Rescaling"} <= kinds
     again = model_from_json(model.to_json())
     np.testing.assert_allclose(again([x, y]).data, want, rtol=1e-5)
+
+
+def test_models_built_from_another_models_tensors_share_its_layers():
+    hpnn.utils.set_random_seed(0)
+    inp = hpnn.Input((6, 6, 1))
+    conv = layers.Conv2D(2, 3, activation="relu", name="conv")(inp)
+    out = layers.Dense(3)(layers.Flatten()(conv))
+    model = hpnn.Model(inp, out)
+    assert model.inputs == [inp] and model.input is inp and model.output is out
+    assert model.get_layer("conv").output is conv and model.get_layer("conv").input is inp
+    grad_model = hpnn.Model(model.inputs, [model.get_layer("conv").output, model.output])
+    x = np.random.default_rng(0).random((2, 6, 6, 1), dtype=np.float32)
+    maps, logits = grad_model.predict(x, verbose=0)
+    np.testing.assert_array_equal(logits, model.predict(x, verbose=0))
+    np.testing.assert_array_equal(maps, model.get_layer("conv")(x).data)
+    model.get_layer("conv").kernel.data += 1.0  # one set of weights: both see the change
+    np.testing.assert_array_equal(grad_model.predict(x, verbose=0)[1], model.predict(x, verbose=0))
+
+
+def test_sequential_inputs_outputs_and_layer_outputs():
+    seq = hpnn.Sequential([hpnn.Input((5,)), layers.Dense(4, name="h"), layers.Dense(2)])
+    extractor = hpnn.Model(seq.inputs, [layer.output for layer in seq.layers])
+    x = np.ones((3, 5), "float32")
+    hidden, out = extractor.predict(x, verbose=0)
+    assert hidden.shape == (3, 4)
+    np.testing.assert_array_equal(out, seq.predict(x, verbose=0))
+    assert seq.layers[1].input is seq.layers[0].output and seq.output is seq.outputs[0]
+    lazy = hpnn.Sequential([layers.Dense(3)])
+    with pytest.raises(AttributeError, match="has no inputs yet"):
+        lazy.inputs
+    lazy.predict(np.ones((2, 7), "float32"), verbose=0)  # built from data: now it has one
+    assert lazy.inputs[0].shape == (None, 7) and lazy.output.shape == (None, 3)
+    popped = seq.pop()
+    with pytest.raises(AttributeError, match="never been called"):
+        popped.output
+
+
+def test_a_layer_called_twice_has_an_ambiguous_output():
+    shared = layers.Dense(2, name="shared")
+    a, b = hpnn.Input((3,)), hpnn.Input((3,))
+    ya, yb = shared(a), shared(b)
+    assert ya is not yb
+    with pytest.raises(AttributeError, match="called 2 times"):
+        shared.output
