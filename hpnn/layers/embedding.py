@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hpnn import initializers
+from hpnn import constraints, initializers, regularizers
 from hpnn.backend import get_xp
 from hpnn.engine import ops
 from hpnn.engine.tensor import Tensor
@@ -48,10 +48,9 @@ class Embedding(Layer):
         for name, value in (("input_dim", input_dim), ("output_dim", output_dim)):
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{owner}: {name} must be a positive int. Received: {value!r}")
-        if embeddings_constraint is not None or lora_rank is not None:
-            raise NotImplementedError(
-                f"{owner}: embeddings_constraint and lora_rank are not supported yet."
-            )
+        if lora_rank is not None:
+            raise NotImplementedError(f"{owner}: lora_rank is not supported yet.")
+        self.embeddings_constraint = constraints.get(embeddings_constraint)
         self.input_dim, self.output_dim = input_dim, output_dim
         self.embeddings_initializer = embeddings_initializer
         self.embeddings_regularizer = embeddings_regularizer
@@ -67,6 +66,7 @@ class Embedding(Layer):
             init,
             "embeddings",
             regularizer=self.embeddings_regularizer,
+            constraint=self.embeddings_constraint,
         )
         self.built = True
         if self._initial_weights is not None:
@@ -101,5 +101,9 @@ class Embedding(Layer):
             "input_dim": self.input_dim,
             "output_dim": self.output_dim,
             "embeddings_initializer": initializers.serialize(self.embeddings_initializer),
+            "embeddings_regularizer": regularizers.serialize(
+                regularizers.get(self.embeddings_regularizer)
+            ),
+            "embeddings_constraint": constraints.serialize(self.embeddings_constraint),
             "mask_zero": self.mask_zero,
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hpnn import constraints, regularizers
 from hpnn.engine import ops
 from hpnn.layers.base import Layer
 
@@ -28,16 +29,36 @@ def _add_gamma_beta(layer, shape) -> None:
     """The learned scale (``gamma``, if ``scale``) and offset (``beta``, if ``center``)."""
     layer.gamma = (
         layer.add_weight(
-            shape, layer.gamma_initializer, "gamma", regularizer=layer.gamma_regularizer
+            shape,
+            layer.gamma_initializer,
+            "gamma",
+            regularizer=layer.gamma_regularizer,
+            constraint=getattr(layer, "gamma_constraint", None),
         )
         if layer.scale
         else None
     )
     layer.beta = (
-        layer.add_weight(shape, layer.beta_initializer, "beta", regularizer=layer.beta_regularizer)
+        layer.add_weight(
+            shape,
+            layer.beta_initializer,
+            "beta",
+            regularizer=layer.beta_regularizer,
+            constraint=getattr(layer, "beta_constraint", None),
+        )
         if layer.center
         else None
     )
+
+
+def _gamma_beta_config(layer) -> dict:
+    """The regularizers and constraints of gamma and beta, serialized."""
+    return {
+        "beta_regularizer": regularizers.serialize(regularizers.get(layer.beta_regularizer)),
+        "gamma_regularizer": regularizers.serialize(regularizers.get(layer.gamma_regularizer)),
+        "beta_constraint": constraints.serialize(constraints.get(layer.beta_constraint)),
+        "gamma_constraint": constraints.serialize(constraints.get(layer.gamma_constraint)),
+    }
 
 
 class BatchNormalization(Layer):
@@ -80,10 +101,9 @@ class BatchNormalization(Layer):
         super().__init__(**kwargs)
         if not isinstance(axis, int):
             raise ValueError(f"{self._where()}: axis must be an int. Received: axis={axis!r}")
-        if beta_constraint is not None or gamma_constraint is not None or synchronized:
-            raise NotImplementedError(
-                f"{self._where()}: constraints and synchronized=True are not supported yet."
-            )
+        if synchronized:
+            raise NotImplementedError(f"{self._where()}: synchronized=True is not supported yet.")
+        self.beta_constraint, self.gamma_constraint = beta_constraint, gamma_constraint
         self.axis, self.momentum, self.epsilon = axis, float(momentum), float(epsilon)
         self.center, self.scale = center, scale
         self.beta_initializer, self.gamma_initializer = beta_initializer, gamma_initializer
@@ -133,6 +153,7 @@ class BatchNormalization(Layer):
             "epsilon": self.epsilon,
             "center": self.center,
             "scale": self.scale,
+            **_gamma_beta_config(self),
         }
 
 
@@ -165,10 +186,9 @@ class LayerNormalization(Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if rms_scaling or beta_constraint is not None or gamma_constraint is not None:
-            raise NotImplementedError(
-                f"{self._where()}: rms_scaling and constraints are not supported yet."
-            )
+        if rms_scaling:
+            raise NotImplementedError(f"{self._where()}: rms_scaling is not supported yet.")
+        self.beta_constraint, self.gamma_constraint = beta_constraint, gamma_constraint
         self.axis = axis
         self.epsilon = float(epsilon)
         self.center, self.scale = center, scale
@@ -194,6 +214,7 @@ class LayerNormalization(Layer):
             "epsilon": self.epsilon,
             "center": self.center,
             "scale": self.scale,
+            **_gamma_beta_config(self),
         }
 
 
@@ -247,6 +268,8 @@ class GroupNormalization(Layer):
         gamma_initializer="ones",
         beta_regularizer=None,
         gamma_regularizer=None,
+        beta_constraint=None,
+        gamma_constraint=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -261,6 +284,7 @@ class GroupNormalization(Layer):
         self.center, self.scale = center, scale
         self.beta_initializer, self.gamma_initializer = beta_initializer, gamma_initializer
         self.beta_regularizer, self.gamma_regularizer = beta_regularizer, gamma_regularizer
+        self.beta_constraint, self.gamma_constraint = beta_constraint, gamma_constraint
 
     def build(self, input_shape):
         c = input_shape[-1]
@@ -294,4 +318,5 @@ class GroupNormalization(Layer):
             "epsilon": self.epsilon,
             "center": self.center,
             "scale": self.scale,
+            **_gamma_beta_config(self),
         }

@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from hpnn import activations, initializers, regularizers
+from hpnn import activations, constraints, initializers, regularizers
 from hpnn.backend import get_xp
 from hpnn.engine.ops.recurrent import gru, lstm, simple_rnn
 from hpnn.engine.ops.recurrent_base import ACTIVATIONS
@@ -83,13 +83,9 @@ class _RNN(Layer):
         self.recurrent_activation = _activation_name(
             recurrent_activation, "recurrent_activation", owner
         )
-        for name, value in (
-            ("kernel_constraint", kernel_constraint),
-            ("recurrent_constraint", recurrent_constraint),
-            ("bias_constraint", bias_constraint),
-        ):
-            if value is not None:
-                raise NotImplementedError(f"{owner}: {name} is not supported yet.")
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.recurrent_constraint = constraints.get(recurrent_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         if stateful:
             raise NotImplementedError(f"{owner}: stateful=True is not supported yet.")
         for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
@@ -132,12 +128,14 @@ class _RNN(Layer):
             self.kernel_initializer,
             "kernel",
             regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
         )
         self.recurrent_kernel = self.add_weight(
             (self.units, width),
             self.recurrent_initializer,
             "recurrent_kernel",
             regularizer=self.recurrent_regularizer,
+            constraint=self.recurrent_constraint,
         )
         self.bias = (
             self.add_weight(
@@ -145,6 +143,7 @@ class _RNN(Layer):
                 self._bias_init(),
                 "bias",
                 regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
             )
             if self.use_bias
             else None
@@ -238,6 +237,9 @@ class _RNN(Layer):
             "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
             "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
             "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "kernel_constraint": constraints.serialize(self.kernel_constraint),
+            "recurrent_constraint": constraints.serialize(self.recurrent_constraint),
+            "bias_constraint": constraints.serialize(self.bias_constraint),
             "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout,
             "seed": self.seed if isinstance(self.seed, int) else None,
