@@ -77,6 +77,11 @@ def ones_like(x, dtype=None) -> Tensor:
 
 def one_hot(x, num_classes, axis=-1, dtype=None) -> Tensor:
     idx = np.asarray(convert_to_numpy(x)).astype(np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= num_classes):
+        raise ValueError(
+            f"one_hot: class ids must be in [0, {num_classes}). Received: ids from "
+            f"{idx.min()} to {idx.max()}"
+        )
     out = np.eye(num_classes, dtype=dtype or floatx())[idx]
     return Tensor(np.moveaxis(out, -1, axis) if axis != -1 else out)
 
@@ -163,7 +168,15 @@ def erf(x):
 
 
 def matmul(x1, x2):
-    return _ops.matmul(_t(x1), _t(x2))
+    a, b = _t(x1), _t(x2)
+    k1 = a.shape[-1] if a.ndim else None
+    k2 = (b.shape[-2] if b.ndim > 1 else b.shape[0]) if b.ndim else None
+    if a.ndim == 0 or b.ndim == 0 or k1 != k2:
+        raise ValueError(
+            "matmul: the last axis of x1 must match the second-to-last of x2 (the only one "
+            f"of a vector). Received: x1.shape={a.shape}, x2.shape={b.shape}"
+        )
+    return _ops.matmul(a, b)
 
 
 # -- reductions --------------------------------------------------------------------------------
@@ -203,7 +216,17 @@ def argmin(x, axis=None, keepdims=False):
 
 # -- shapes ------------------------------------------------------------------------------------
 def reshape(x, newshape):
-    return _ops.reshape(_t(x), tuple(newshape))
+    x = _t(x)
+    newshape = (int(newshape),) if np.isscalar(newshape) else tuple(int(d) for d in newshape)
+    known = int(np.prod([d for d in newshape if d != -1]))
+    free = newshape.count(-1)
+    fits = known == x.size if free == 0 else free == 1 and known and x.size % known == 0
+    if not fits:
+        raise ValueError(
+            f"reshape: cannot give a tensor of shape {x.shape} ({x.size} elements) the shape "
+            f"{newshape}"
+        )
+    return _ops.reshape(x, newshape)
 
 
 def transpose(x, axes=None):
@@ -231,7 +254,17 @@ def squeeze(x, axis=None):
 
 
 def concatenate(xs, axis=0):
-    return _ops.concatenate([_t(x) for x in xs], axis)
+    ts = [_t(x) for x in xs]
+    if not ts:
+        raise ValueError("concatenate: expected at least one tensor. Received: none")
+    ax = _axes(axis, ts[0].ndim)[0]
+    rest = [tuple(d for i, d in enumerate(t.shape) if i != ax) for t in ts]
+    if any(t.ndim != ts[0].ndim for t in ts) or len(set(rest)) > 1:
+        raise ValueError(
+            f"concatenate: the tensors must have the same shape except along axis {axis}. "
+            f"Received: shapes {[t.shape for t in ts]}"
+        )
+    return _ops.concatenate(ts, ax)
 
 
 def stack(xs, axis=0):

@@ -98,3 +98,15 @@ def test_a_custom_layer_written_with_ops_trains():
     history = model.fit(x, y, epochs=20, batch_size=16, verbose=0)
     assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
     assert np.abs(model.layers[0].get_weights()[0]).max() > 0  # the gate's weight moved
+
+
+def test_bad_shapes_name_the_op_and_the_shapes():
+    with pytest.raises(ValueError, match=r"matmul: .*x1.shape=\(2, 3\), x2.shape=\(4, 5\)"):
+        ops.matmul(np.ones((2, 3)), np.ones((4, 5)))
+    with pytest.raises(ValueError, match=r"reshape: .*\(2, 3\) \(6 elements\) the shape \(4,\)"):
+        ops.reshape(np.ones((2, 3)), (4,))
+    assert ops.reshape(np.ones((2, 3)), (-1, 2)).shape == (3, 2)
+    with pytest.raises(ValueError, match=r"concatenate: .*\[\(2, 3\), \(3, 3\)\]"):
+        ops.concatenate([np.ones((2, 3)), np.ones((3, 3))], axis=1)
+    with pytest.raises(ValueError, match=r"one_hot: class ids must be in \[0, 3\)"):
+        ops.one_hot(np.array([5]), 3)

@@ -128,6 +128,10 @@ class Model(Layer):
                 f"both or neither. Received: name={name!r}, index={index!r}"
             )
         if index is not None:
+            if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+                raise ValueError(
+                    f"Model '{self.name}'.get_layer: index must be an int. Received: {index!r}"
+                )
             if not -len(self.layers) <= index < len(self.layers):
                 raise ValueError(
                     f"Model '{self.name}'.get_layer: index {index} out of range: the model "

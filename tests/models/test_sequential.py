@@ -671,6 +671,8 @@ def test_get_layer_by_name_or_index():
         model.get_layer(index=5)
     with pytest.raises(ValueError, match="a layer name or an index"):
         model.get_layer()
+    with pytest.raises(ValueError, match=r"index must be an int\. Received: 'a'"):
+        model.get_layer(index="a")
 
 
 def test_a_frozen_layer_adds_no_weight_penalty_but_its_activity_penalty():
