@@ -434,6 +434,41 @@ def test_constrained_dense_trains_as_keras():
     assert np.linalg.norm(hm.get_weights()[0], axis=0).max() <= 0.4 + 1e-6
 
 
+@pytest.mark.parametrize(
+    ("cls", "kwargs"),
+    [
+        ("Attention", {}),
+        ("Attention", {"use_scale": True}),
+        ("Attention", {"score_mode": "concat", "use_scale": True}),
+        ("AdditiveAttention", {}),
+        ("AdditiveAttention", {"use_scale": False}),
+    ],
+)
+@pytest.mark.parametrize("masks", ["none", "masks", "causal", "value_mask_and_causal"])
+def test_luong_and_bahdanau_attention(cls, kwargs, masks):
+    q = RNG.normal(size=(2, 4, 3)).astype("float32")
+    v, k = (RNG.normal(size=(2, 5, 3)).astype("float32") for _ in range(2))
+    qm = np.array([[1, 1, 1, 0], [1, 1, 0, 0]], bool)
+    vm = np.array([[1, 1, 1, 1, 0], [1, 1, 0, 0, 0]], bool)
+    call = {
+        "none": {},
+        "masks": {"mask": [qm, vm]},
+        "causal": {"use_causal_mask": True},
+        "value_mask_and_causal": {"mask": [None, vm], "use_causal_mask": True},
+    }[masks]
+    kl, hl = getattr(keras.layers, cls)(**kwargs), getattr(layers, cls)(**kwargs)
+    kl([q, v, k])
+    hl([q, v, k])
+    if kl.weights:
+        ws = [RNG.uniform(0.5, 1.5, size=w.shape).astype("float32") for w in kl.weights]
+        kl.set_weights(ws)
+        hl.set_weights(ws)
+    ko, ks = kl([q, v, k], return_attention_scores=True, **call)
+    ho, hs = hl([q, v, k], return_attention_scores=True, **call)
+    np.testing.assert_allclose(ho.data, k2np(ko), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(hs.data, k2np(ks), rtol=1e-5, atol=1e-6)
+
+
 def test_batch_normalization_in_training_updates_the_moving_statistics():
     x = RNG.standard_normal((6, 4, 3)).astype("float32") * 2 + 1
     kl, hl = keras.layers.BatchNormalization(momentum=0.9), layers.BatchNormalization(momentum=0.9)

@@ -1,7 +1,7 @@
 """Layers with Keras 3 names: ``hpnn.layers.Dense`` is ``keras.layers.Dense``."""
 
 from hpnn.layers.activation import ELU, LeakyReLU, PReLU, ReLU, Softmax
-from hpnn.layers.attention import MultiHeadAttention
+from hpnn.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
 from hpnn.layers.base import Layer
 from hpnn.layers.bidirectional import Bidirectional
 from hpnn.layers.conv import (
@@ -85,6 +85,8 @@ __all__ = [
     "LSTM",
     "Activation",
     "ActivityRegularization",
+    "AdditiveAttention",
+    "Attention",
     "AveragePooling1D",
     "AveragePooling2D",
     "AvgPool1D",

@@ -247,3 +247,154 @@ class MultiHeadAttention(Layer):
             "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
             "bias_regularizer": regularizers.serialize(self.bias_regularizer),
         }
+
+
+class Attention(Layer):
+    """Dot-product (Luong) attention, as Keras' ``Attention``: called on ``[query,
+    value]`` or ``[query, value, key]`` of shapes ``(batch, Tq, dim)`` and ``(batch,
+    Tv, dim)``, returns ``softmax(scores) @ value`` of shape ``(batch, Tq, dim)``.
+
+    ``score_mode="dot"``: ``scores = query @ key^T`` (times a learned scalar with
+    ``use_scale``); ``"concat"``: ``sum(tanh(query + key))`` over the features, per
+    pair of steps (times a learned scalar). ``mask=[query_mask, value_mask]`` (True =
+    a real step): masked values get no weight (their scores lowered by 1e9, as Keras),
+    masked queries give 0; ``use_causal_mask`` lets step i see steps <= i only;
+    ``return_attention_scores=True`` also returns the weights.
+    """
+
+    _list_input = True
+
+    def __init__(self, use_scale=False, score_mode="dot", dropout=0.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if score_mode not in ("dot", "concat"):
+            raise ValueError(
+                f"{self._where()}: score_mode must be 'dot' or 'concat'. "
+                f"Received: score_mode={score_mode!r}"
+            )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"{self._where()}: dropout must be in [0, 1). Received: {dropout!r}")
+        self.use_scale, self.score_mode = bool(use_scale), score_mode
+        self.dropout, self.seed = float(dropout), seed
+        self._rng = make_rng(seed)
+        self.scale = self.concat_score_weight = None
+
+    def _shapes(self, shapes):
+        if not isinstance(shapes, (list, tuple)) or len(shapes) not in (2, 3):
+            raise ValueError(
+                f"{self._where()}: expects [query, value] or [query, value, key]. "
+                f"Received: {len(shapes) if isinstance(shapes, (list, tuple)) else shapes}"
+            )
+        q, v = tuple(shapes[0]), tuple(shapes[1])
+        k = tuple(shapes[2]) if len(shapes) == 3 else v
+        if len(q) != 3 or len(v) != 3 or len(k) != 3 or q[-1] != k[-1] or v[1] != k[1]:
+            raise ValueError(
+                f"{self._where()}: expected query (batch, Tq, dim), value (batch, Tv, vdim) "
+                f"and key (batch, Tv, dim). Received: query {q}, value {v}, key {k}"
+            )
+        return q, v
+
+    def check_input_shape(self, shape):
+        self._shapes(shape)
+
+    def build(self, input_shape):
+        self._shapes(input_shape)
+        self._build_scores(input_shape)
+        self.built = True
+
+    def _build_scores(self, input_shape):
+        if self.use_scale:
+            self.scale = self.add_weight((), "ones", "scale")
+        if self.score_mode == "concat":
+            self.concat_score_weight = self.add_weight((), "ones", "concat_score_weight")
+
+    def compute_output_shape(self, input_shape):
+        q, v = self._shapes(input_shape)
+        return (q[0], q[1], v[-1])
+
+    def _scores(self, q, k):
+        if self.score_mode == "dot":
+            scores = ops.matmul(q, ops.transpose(k, (0, 2, 1)))
+            return scores * self.scale if self.scale is not None else scores
+        pairs = ops.reshape(q, (q.shape[0], q.shape[1], 1, q.shape[2])) + ops.reshape(
+            k, (k.shape[0], 1, k.shape[1], k.shape[2])
+        )
+        if self.scale is not None:
+            pairs = pairs * self.scale
+        return ops.sum(ops.tanh(pairs), axis=-1) * self.concat_score_weight
+
+    def call(
+        self,
+        inputs,
+        mask=None,
+        training=False,
+        return_attention_scores=False,
+        use_causal_mask=False,
+    ):
+        q, v = inputs[0], inputs[1]
+        k = inputs[2] if len(inputs) == 3 else v
+        q_mask, v_mask = [*mask, None, None][:2] if mask is not None else (None, None)
+        scores = self._scores(q, k)
+        keep = None
+        if v_mask is not None:
+            keep = _bools(v_mask)[:, None, :]  # (B, 1, Tv)
+        if use_causal_mask:
+            tq, tv = scores.shape[1], scores.shape[2]
+            causal = get_xp(scores.data).tril(get_xp(scores.data).ones((tq, tv), bool))[None]
+            keep = causal if keep is None else keep & causal
+        if keep is not None:
+            scores = scores - (~keep).astype(scores.dtype) * 1e9
+        weights = ops.softmax(scores, axis=-1)
+        attended = weights
+        if training and self.dropout:
+            attended = ops.dropout(weights, self.dropout, self._rng)
+        out = ops.matmul(attended, v)
+        if q_mask is not None:
+            out = out * _bools(q_mask)[..., None].astype(out.dtype)
+        return (out, weights) if return_attention_scores else out
+
+    def _call_symbolic(self, x, kwargs):
+        if kwargs.get("return_attention_scores") or "mask" in kwargs:
+            raise NotImplementedError(
+                f"{self._where()}: mask= and return_attention_scores in a functional model "
+                "are not supported yet (use_causal_mask is)."
+            )
+        return super()._call_symbolic(x, kwargs)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "use_scale": self.use_scale,
+            "score_mode": self.score_mode,
+            "dropout": self.dropout,
+            "seed": self.seed if isinstance(self.seed, int) else None,
+        }
+
+
+class AdditiveAttention(Attention):
+    """Additive (Bahdanau) attention, as Keras' ``AdditiveAttention``: ``scores =
+    sum(scale * tanh(query + key))`` over the features, ``scale`` a learned vector
+    (``use_scale``, the default); otherwise as ``Attention``."""
+
+    def __init__(self, use_scale=True, dropout=0.0, **kwargs):
+        super().__init__(use_scale=use_scale, dropout=dropout, **kwargs)
+
+    def _build_scores(self, input_shape):
+        if self.use_scale:
+            self.scale = self.add_weight((input_shape[0][-1],), "glorot_uniform", "scale")
+
+    def _scores(self, q, k):
+        pairs = ops.tanh(
+            ops.reshape(q, (q.shape[0], q.shape[1], 1, q.shape[2]))
+            + ops.reshape(k, (k.shape[0], 1, k.shape[1], k.shape[2]))
+        )
+        return ops.sum(pairs * self.scale if self.scale is not None else pairs, axis=-1)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("score_mode")
+        return config
+
+
+def _bools(mask):
+    data = mask.data if isinstance(mask, Tensor) else mask
+    return get_xp(data).asarray(data).astype(bool)

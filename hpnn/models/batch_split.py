@@ -113,7 +113,7 @@ _TRAIN = (
     "Permute", "RepeatVector", "LayerNormalization", "Embedding", "ActivityRegularization",
     "Rescaling", "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Conv2DTranspose",
     "Normalization", "ReLU", "LeakyReLU", "ELU", "Softmax", "PReLU", "Identity",
-    "Masking", "UnitNormalization", "GroupNormalization",
+    "Masking", "UnitNormalization", "GroupNormalization", "Attention", "AdditiveAttention",
 )  # fmt: skip
 # Random or stateful in training only; sample by sample in inference.
 _INFER = (

@@ -90,3 +90,46 @@ def test_bad_inputs_and_arguments():
         layers.MultiHeadAttention(2, 4, attention_axes=(1,))
     config = layers.MultiHeadAttention(3, 5, value_dim=2, output_shape=7).get_config()
     assert layers.MultiHeadAttention.from_config(config).get_config() == config
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: layers.Attention(use_scale=True),
+        lambda: layers.Attention(score_mode="concat", use_scale=True),
+        lambda: layers.AdditiveAttention(),
+    ],
+    ids=["dot", "concat", "additive"],
+)
+def test_luong_and_additive_attention_gradients(make):
+    rng = np.random.default_rng(0)
+    q, v, k = rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 5, 4)), rng.normal(size=(2, 5, 4))
+    layer = make()
+    layer([Tensor(q), Tensor(v), Tensor(k)])
+    layer.set_weights([rng.uniform(0.5, 1.5, w.shape) for w in layer.get_weights()])
+    vm = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)
+    check_grad(lambda a, b, c: layer([a, b, c], mask=[None, vm], use_causal_mask=True), [q, v, k])
+    out, weights = layer([Tensor(q), Tensor(v)], return_attention_scores=True)
+    assert out.shape == (2, 3, 4) and weights.shape == (2, 3, 5)
+    np.testing.assert_allclose(weights.data.sum(-1), 1.0, rtol=1e-12)
+
+
+def test_attention_in_a_functional_model_trains_and_saves(tmp_path):
+    hpnn.utils.set_random_seed(0)
+    query, value = hpnn.Input((4, 3)), hpnn.Input((6, 3))
+    context = layers.Attention(use_scale=True)([query, value])
+    pooled = layers.GlobalAveragePooling1D()(layers.Concatenate()([query, context]))
+    model = hpnn.Model([query, value], layers.Dense(1)(pooled))
+    model.compile(optimizer="adam", loss="mse")
+    rng = np.random.default_rng(0)
+    x = [rng.random((16, 4, 3), dtype=np.float32), rng.random((16, 6, 3), dtype=np.float32)]
+    y = rng.random((16, 1), dtype=np.float32)
+    history = model.fit(x, y, epochs=3, batch_size=4, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    model.save(tmp_path / "m.hpnn")
+    loaded = hpnn.models.load_model(tmp_path / "m.hpnn")
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    with pytest.raises(ValueError, match=r"expected query \(batch, Tq, dim\)"):
+        layers.Attention()([np.ones((2, 3, 4), "float32"), np.ones((2, 5, 2), "float32")])
+    with pytest.raises(ValueError, match="score_mode must be 'dot' or 'concat'"):
+        layers.Attention(score_mode="general")
