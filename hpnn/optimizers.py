@@ -126,17 +126,24 @@ class Optimizer:
         return grads
 
     def apply(self, grads, variables) -> None:
-        """Update ``variables`` in place from ``grads`` (arrays or Tensors)."""
+        """Update ``variables`` in place from ``grads`` (arrays or Tensors). A gradient
+        may also be a pair of arrays whose sum it is (added first, in that order, unless
+        the update can add them as it goes: Adam's compiled step)."""
         pairs = [(g, v) for g, v in zip(grads, variables, strict=True) if g is not None]
         if not pairs:
             return
-        grads = self._clip([g.data if isinstance(g, Tensor) else g for g, _ in pairs])
+        grads = [g.data if isinstance(g, Tensor) else g for g, _ in pairs]
+        if self.clipnorm is not None or self.clipvalue is not None or self.global_clipnorm:
+            grads = [get_xp(g[0]).add(*g) if isinstance(g, tuple) else g for g in grads]
+        grads = self._clip(grads)
         variables = [v for _, v in pairs]
         self.build(variables)
         lr = self.learning_rate
         self.iterations += 1
         for g, v in zip(grads, variables, strict=True):
-            if g.dtype != v.dtype:
+            if isinstance(g, tuple) and not self._adds_pairs(v.data, g):
+                g = get_xp(g[0]).add(*g)
+            if not isinstance(g, tuple) and g.dtype != v.dtype:
                 g = g.astype(v.dtype)
             if self.weight_decay:
                 v.data *= v.dtype.type(1.0 - lr * self.weight_decay)
@@ -149,6 +156,10 @@ class Optimizer:
         """Keras' form: ``apply_gradients(zip(grads, vars))``."""
         pairs = list(grads_and_vars)
         self.apply([g for g, _ in pairs], [v for _, v in pairs])
+
+    def _adds_pairs(self, w, pair) -> bool:
+        """Whether ``_update`` takes this gradient as a pair ``(g1, g2)`` to add itself."""
+        return False
 
     def _update(self, w, g, slots, lr) -> None:
         raise NotImplementedError
@@ -276,6 +287,12 @@ class Adam(Optimizer):
             s["vhat"] = _zeros(v)
         return s
 
+    def _adds_pairs(self, w, pair) -> bool:
+        kern = None if self.amsgrad else kernels.optimizer(w, *pair)
+        return kern is not None and all(
+            a.flags.c_contiguous and a.dtype == w.dtype for a in (w, *pair)
+        )
+
     def _update(self, w, g, s, lr):
         xp = get_xp(w)
         f = w.dtype.type
@@ -283,6 +300,13 @@ class Adam(Optimizer):
         b1, b2 = self.beta_1, self.beta_2
         lr_t = lr * math.sqrt(1 - b2**step) / (1 - b1**step)
         m, v, t = s["m"], s["v"], s["_tmp"]
+        if isinstance(g, tuple):  # (g1, g2), checked by _adds_pairs: one compiled pass
+            g1, g2 = (a.reshape(-1) for a in g)
+            kernels.optimizer(w, g1, g2).adam_update_sum(
+                w.reshape(-1), g1, g2, m.reshape(-1), v.reshape(-1),
+                f(b1), f(1 - b2), f(self.epsilon), f(lr_t),
+            )  # fmt: skip
+            return
         kern = None if self.amsgrad else kernels.optimizer(w, g, m, v)
         if kern is not None and w.flags.c_contiguous and g.flags.c_contiguous:
             # the same arithmetic in one compiled pass (hpnn.engine.kernels.optim)

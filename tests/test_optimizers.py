@@ -479,3 +479,23 @@ def test_lion_steps_by_the_sign():
     np.testing.assert_allclose(w.numpy(), [1.0, -2.0, 0.5], rtol=1e-6)
     with pytest.raises(ValueError, match="beta_1 and beta_2 must be in"):
         hpnn.optimizers.Lion(beta_1=1.5)
+
+
+@pytest.mark.parametrize("name", ["adam", "sgd", "rmsprop"])
+def test_a_gradient_given_as_a_pair_is_their_sum_exactly(name):
+    """What shared-weight MPI training passes: (this rank's rows, the other rank's);
+    Adam adds them inside its compiled step, the others first: the same numbers."""
+    hpnn.engine.kernels.warm_up()
+    rng = np.random.default_rng(0)
+    g1, g2 = (rng.normal(size=(6, 5)).astype(np.float32) for _ in range(2))
+    w0 = rng.normal(size=(6, 5)).astype(np.float32)
+    a, b = Variable(w0.copy()), Variable(w0.copy())
+    opt_a, opt_b = optimizers.get(name), optimizers.get(name)
+    for _ in range(3):
+        opt_a.apply([(g1, g2)], [a])
+        opt_b.apply([g1 + g2], [b])
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    for sa, sb in zip(opt_a.variables(), opt_b.variables(), strict=True):
+        np.testing.assert_array_equal(sa, sb)
+    clipped = optimizers.Adam(clipnorm=0.1)
+    clipped.apply([(g1, g2)], [Variable(w0.copy())])  # clipping needs the sum first: works

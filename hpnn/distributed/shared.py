@@ -261,14 +261,19 @@ class SharedTraining:
                     dst[lo:hi] = 0 if v.grad is None else v.grad[lo:hi]
         self._fence()
         others = [slots[k] for k in range(comm.local_size) if k != me]
+        cross = comm.cross
+        many_nodes = cross is not None and cross.Get_size() > 1
         grads = []
         for (i, a, b), out in zip(self.mine, self.packed, strict=True):
             g = self.variables[i].grad
             theirs = [_rows(other[i], a, b) for other in others]
-            grads.append(_sum_into(out, theirs if g is None else [_rows(g, a, b), *theirs]))
+            parts = theirs if g is None else [_rows(g, a, b), *theirs]
+            if len(parts) == 2 and not many_nodes:
+                grads.append(tuple(parts))  # the optimizer adds them (Adam: as it updates)
+            else:
+                grads.append(_sum_into(out, parts))
         total = _sum_into(np.empty_like(tail), tails)
-        cross = comm.cross
-        if cross is not None and cross.Get_size() > 1:
+        if many_nodes:
             for out in [*self.packed, total]:
                 cross.Allreduce(comm.MPI.IN_PLACE, out, op=comm.MPI.SUM)
         if self.pieces:

@@ -70,7 +70,9 @@ def _set_up_exact() -> None:
     pool.max_pool_backward(y, idx, 2, 2, 2, 2, True, x)
     _import("conv").col2im_add(np.zeros((1, 4), f32), 2, 2, 1, 1, 1, 1, x)
     one = np.ones(1, f32)
-    _import("optim").adam_update(one, one, one, one, f32(0.9), f32(1e-3), f32(1e-7), f32(0.0))
+    optim = _import("optim")
+    optim.adam_update(one, one, one, one, f32(0.9), f32(1e-3), f32(1e-7), f32(0.0))
+    optim.adam_update_sum(one, one, one, one, one, f32(0.9), f32(1e-3), f32(1e-7), f32(0.0))
 
 
 def _set_up_rnn() -> None:

@@ -22,3 +22,16 @@ def adam_update(w, g, m, v, b1, one_minus_b2, eps, lr_t):
         m[k] = mk
         v[k] = vk
         w[k] = w[k] - mk / (math.sqrt(vk) + eps) * lr_t
+
+
+@njit(boundscheck=False, error_model="numpy", cache=True, nogil=True)
+def adam_update_sum(w, g1, g2, m, v, b1, one_minus_b2, eps, lr_t):
+    """``adam_update`` with the gradient ``g1 + g2`` (two ranks' parts, added in that
+    order, in float32): no array of the sum is written and read back."""
+    for k in range(w.shape[0]):
+        gk = g1[k] + g2[k]
+        mk = (m[k] - gk) * b1 + gk
+        vk = v[k] + (gk * gk - v[k]) * one_minus_b2
+        m[k] = mk
+        v[k] = vk
+        w[k] = w[k] - mk / (math.sqrt(vk) + eps) * lr_t
