@@ -243,6 +243,104 @@ def _ratio(a, b):
     return out
 
 
+class FBetaScore(Metric):
+    """F-beta score per class from running true/false positive and false negative sums,
+    as Keras' ``FBetaScore``: targets one-hot (or multi-label) ``(N, C)``; a prediction
+    counts as positive above ``threshold``, or, with ``threshold=None``, where it is the
+    row's largest (and not 0). ``average``: None (one score per class, an array),
+    ``"micro"`` (pooled counts), ``"macro"`` (the classes' mean) or ``"weighted"`` (by
+    each class's share of the true labels). Sample weights weigh the counts."""
+
+    def __init__(self, average=None, beta=1.0, threshold=None, name="fbeta_score", dtype=None):
+        if average not in (None, "micro", "macro", "weighted"):
+            raise ValueError(
+                f"{type(self).__name__}: average must be None, 'micro', 'macro' or "
+                f"'weighted'. Received: average={average!r}"
+            )
+        if not (isinstance(beta, (int, float)) and beta > 0):
+            raise ValueError(f"{type(self).__name__}: beta must be > 0. Received: beta={beta!r}")
+        self.average, self.beta, self.threshold = average, float(beta), threshold
+        super().__init__(name)
+
+    def reset_state(self) -> None:
+        classes = getattr(self, "_classes", None)
+        self.counts = None  # (4, C): tp, fp, fn, true labels; (4,) for "micro"
+        if classes is not None:
+            self.prime(classes)
+
+    def prime(self, classes: int) -> None:
+        """Size the running sums for ``classes`` classes before the first batch (so that
+        data-parallel ranks hold state vectors of one length from the first step)."""
+        self._classes = int(classes)
+        if self.counts is None:
+            self.counts = np.zeros(4 if self.average == "micro" else (4, self._classes))
+
+    def update_state(self, y_true, y_pred, sample_weight=None) -> None:
+        t = np.asarray(to_numpy(y_true), np.float64)
+        p = np.asarray(to_numpy(y_pred), np.float64)
+        if t.shape != p.shape or t.ndim != 2:
+            raise ValueError(
+                f"{type(self).__name__}: expected one-hot y_true and y_pred of the same shape "
+                f"(batch, classes). Received: y_true {t.shape}, y_pred {p.shape}"
+            )
+        if self.threshold is None:
+            hit = (p >= p.max(axis=-1, keepdims=True)) & (np.abs(p) > 1e-9)
+        else:
+            hit = p > self.threshold
+        hit = hit.astype(np.float64)
+        w = 1.0 if sample_weight is None else np.asarray(sample_weight, np.float64)[:, None]
+        axis = None if self.average == "micro" else 0
+        parts = (hit * t, hit * (1 - t), (1 - hit) * t, t)
+        counts = np.stack([np.sum(q * w, axis=axis) for q in parts])
+        self._classes = t.shape[-1]
+        self.counts = counts if self.counts is None else self.counts + counts
+
+    def result(self):
+        if self.counts is None:
+            return 0.0
+        if not self.counts.any():  # primed, nothing seen
+            return 0.0 if self.average is not None else np.zeros(self.counts.shape[-1])
+        eps = 1e-7
+        tp, fp, fn, true = self.counts
+        precision, recall = tp / (tp + fp + eps), tp / (tp + fn + eps)
+        b2 = self.beta**2
+        score = precision * recall / (b2 * precision + recall + eps) * (1 + b2)
+        if self.average == "weighted":
+            return float(np.sum(score * true / (np.sum(true) + eps)))
+        if self.average is not None:
+            return float(np.mean(score))
+        return score
+
+    def state_vector(self) -> np.ndarray:
+        return np.zeros(0) if self.counts is None else self.counts.reshape(-1).copy()
+
+    def set_state_vector(self, vector) -> None:
+        vector = np.asarray(vector, np.float64)
+        self.counts = vector.reshape(4, -1) if vector.size else None
+        if self.counts is not None and self.average == "micro":
+            self.counts = self.counts[:, 0]
+
+    def get_config(self) -> dict:
+        return {
+            "name": self.name,
+            "average": self.average,
+            "beta": self.beta,
+            "threshold": self.threshold,
+        }
+
+
+class F1Score(FBetaScore):
+    """``FBetaScore`` with ``beta=1``: the harmonic mean of precision and recall."""
+
+    def __init__(self, average=None, threshold=None, name="f1_score", dtype=None):
+        super().__init__(average=average, beta=1.0, threshold=threshold, name=name)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.pop("beta")
+        return config
+
+
 class AUC(Metric):
     """Area under the ROC or precision-recall curve, as ``keras.metrics.AUC``.
 
@@ -375,6 +473,7 @@ _BY_NAME = {
     "top_k_categorical_accuracy": TopKCategoricalAccuracy,
     "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy,
     "root_mean_squared_error": RootMeanSquaredError,
+    "f1_score": F1Score,
 }
 
 

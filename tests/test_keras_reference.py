@@ -169,6 +169,28 @@ def test_schedules_over_60_steps(name, kwargs):
 
 
 @pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("F1Score", {}),
+        ("F1Score", {"average": "macro"}),
+        ("F1Score", {"average": "micro", "threshold": 0.5}),
+        ("F1Score", {"average": "weighted"}),
+        ("FBetaScore", {"beta": 2.0, "average": "macro", "threshold": 0.4}),
+    ],
+)
+def test_f_scores_over_two_batches(name, kwargs):
+    y = np.eye(4, dtype="float32")[RNG.integers(0, 4, 60)]
+    s = RNG.random((60, 4)).astype("float32")
+    s[3] = 0.0  # an all-zero row predicts nothing
+    w = RNG.uniform(0.5, 2.0, 60).astype("float32")
+    km, hm = getattr(keras.metrics, name)(**kwargs), getattr(metrics, name)(**kwargs)
+    for sl in (slice(0, 35), slice(35, 60)):
+        km.update_state(y[sl], s[sl], sample_weight=w[sl])
+        hm.update_state(y[sl], s[sl], sample_weight=w[sl])
+    np.testing.assert_allclose(hm.result(), k2np(km.result()), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize(
     ("h", "k", "s", "padding", "output_padding"),
     [(4, 3, 2, "same", None), (5, 2, 3, "valid", None), (4, 4, 2, "same", None),
      (4, 3, 2, "same", 1), (5, 5, 3, "same", 2), (4, 3, 2, "valid", 1)],

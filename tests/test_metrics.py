@@ -314,3 +314,30 @@ def test_root_mean_squared_error_and_sparse_top_k():
     assert top2.k == 5
     m = metrics.SparseTopKCategoricalAccuracy(k=2)
     assert m(labels, scores) == pytest.approx(0.75)  # only row 3 has its label outside
+
+
+def test_f1_score_in_fit_logs_csv_and_diagnosis(tmp_path, capsys):
+    from hpnn.training.diagnose import diagnose
+
+    hpnn.utils.set_random_seed(0)
+    model = hpnn.Sequential([hpnn.Input((4,)), layers.Dense(3, activation="softmax")])
+    model.compile(
+        optimizer="adam",
+        loss="categorical_crossentropy",
+        metrics=[metrics.F1Score(), metrics.F1Score(average="macro", name="f1_macro")],
+    )
+    rng = np.random.default_rng(0)
+    x, y = rng.random((40, 4), dtype=np.float32), np.eye(3)[rng.integers(0, 3, 40)]
+    log = tmp_path / "log.csv"
+    history = model.fit(
+        x, y, epochs=2, batch_size=8, verbose=1, validation_data=(x, y),
+        callbacks=[hpnn.callbacks.CSVLogger(str(log))],
+    )  # fmt: skip
+    per_class = history.history["f1_score"][-1]
+    assert np.shape(per_class) == (3,) and float(np.min(per_class)) >= 0
+    assert np.isclose(history.history["f1_macro"][-1], np.mean(per_class), atol=1e-6)
+    assert "f1_macro:" in capsys.readouterr().out
+    assert '"[' in log.read_text()  # the per-class scores as one quoted cell
+    assert diagnose(history).verdict  # array curves are left out, not an error
+    with pytest.raises(ValueError, match="expected one-hot y_true and y_pred"):
+        metrics.F1Score().update_state(np.array([0, 1]), np.ones((2, 3)))

@@ -30,6 +30,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
+
 MIN_EPOCHS = 3
 RISE = 0.10
 GAP_RATIO = 2.0
@@ -78,7 +80,9 @@ class _Curves:
                 "diagnose expects a History (what fit() returns) or a dict of per-epoch lists. "
                 f"Received: {type(history).__name__}"
             )
-        self.logs = {k: [float(v) for v in vs] for k, vs in logs.items()}
+        self.logs = {  # (array-valued curves, such as F1Score's per class, are left out)
+            k: [float(v) for v in vs] for k, vs in logs.items() if all(np.ndim(v) == 0 for v in vs)
+        }
         n = len(self.logs.get("loss", []))
         first = (getattr(history, "epoch", None) or [0])[0]  # 0-based; > 0 after initial_epoch
         self.epochs = [first + i + 1 for i in range(n)]

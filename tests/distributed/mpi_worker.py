@@ -68,6 +68,8 @@ def build(constrained=False, **adam):
             hpnn.metrics.Precision(class_id=1, name="precision_1"),
             hpnn.metrics.Recall(top_k=2, name="recall_top2"),
             hpnn.metrics.AUC(num_thresholds=50),
+            hpnn.metrics.F1Score(average="macro", name="f1_macro"),
+            hpnn.metrics.F1Score(),  # one score per class: an array in the logs
         ],
     )
     return model
