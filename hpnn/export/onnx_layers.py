@@ -560,6 +560,41 @@ def _attention(g, layer, xs, shapes, causal):
     return g.op("Add", [out, g.const(bias, "out_bias")]) if bias is not None else out
 
 
+def _causal(g, layer, scores, t, s_len):
+    """Attention's causal mask: the scores of later steps lowered by 1e9 (as Keras)."""
+    if t is None or s_len is None:
+        raise unsupported(layer, "use_causal_mask needs known sequence lengths")
+    mask = np.tril(np.ones((t, s_len), np.float32))[None]
+    return g.op("Add", [scores, g.const((1 - mask) * -1e9)])
+
+
+def _luong(g, layer, xs, shapes, causal):
+    """Attention / AdditiveAttention as MatMul (or Add, Tanh, ReduceSum), Softmax, MatMul."""
+    q, v = (g.channels_last(t, 3) for t in xs[:2])
+    k = g.channels_last(xs[2], 3) if len(xs) == 3 else v
+    additive = type(layer) is hl.AdditiveAttention
+    if layer.score_mode == "dot" and not additive:
+        scores = g.op("MatMul", [q, g.op("Transpose", [k], perm=[0, 2, 1])])
+        if layer.scale is not None:
+            scores = g.op("Mul", [scores, g.const(layer.scale, "scale")])
+    else:  # tanh(q_i + k_j), summed over the features: (B, Tq, 1, d) + (B, 1, Tv, d)
+        pairs = g.op(
+            "Add",
+            [g.op("Unsqueeze", [q, g.ints([2])]), g.op("Unsqueeze", [k, g.ints([1])])],
+        )
+        if layer.scale is not None and not additive:
+            pairs = g.op("Mul", [pairs, g.const(layer.scale, "scale")])
+        pairs = g.op("Tanh", [pairs])
+        if additive and layer.scale is not None:
+            pairs = g.op("Mul", [pairs, g.const(layer.scale, "scale")])
+        scores = g.op("ReduceSum", [pairs, g.ints([3])], keepdims=0)  # axes: an input
+        if layer.concat_score_weight is not None:
+            scores = g.op("Mul", [scores, g.const(layer.concat_score_weight, "concat_w")])
+    if causal:
+        scores = _causal(g, layer, scores, shapes[0][1], shapes[1][1])
+    return g.op("MatMul", [g.op("Softmax", [scores], axis=-1), v])
+
+
 def convert_merge(g, layer, xs, shapes, kwargs=None):
     """A merge layer over the tensors named ``xs``: all in one layout (channels-first
     when they all are, so a residual Add between convolutions needs no Transpose).
@@ -567,6 +602,9 @@ def convert_merge(g, layer, xs, shapes, kwargs=None):
     if type(layer) is hl.MultiHeadAttention:
         causal = bool((kwargs or {}).get("use_causal_mask"))
         return _attention(g, layer, xs, shapes, causal), layer.compute_output_shape(shapes)
+    if type(layer) in (hl.Attention, hl.AdditiveAttention):
+        causal = bool((kwargs or {}).get("use_causal_mask"))
+        return _luong(g, layer, xs, shapes, causal), layer.compute_output_shape(shapes)
     if type(layer) is hl.Dot:
         return _dot(g, layer, xs, shapes), layer.compute_output_shape(list(shapes))
     rank = len(shapes[0])
@@ -590,4 +628,12 @@ def convert_merge(g, layer, xs, shapes, kwargs=None):
     return g.op(op_type, xs, like=like), out_shape
 
 
-CONVERTERS.update({cls: None for cls in (*_MERGE, hl.Concatenate, hl.Dot, hl.MultiHeadAttention)})
+CONVERTERS.update(
+    {
+        cls: None
+        for cls in (
+            *_MERGE, hl.Concatenate, hl.Dot, hl.MultiHeadAttention, hl.Attention,
+            hl.AdditiveAttention,
+        )
+    }
+)  # fmt: skip

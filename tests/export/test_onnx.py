@@ -345,6 +345,20 @@ def _attention():
 
 
 CASES["attention"] = (_attention, lambda: seqs(3, 6, 8))
+
+
+def _luong_attention():
+    """Attention (dot with a scale, causal; concat) and AdditiveAttention in one graph."""
+    inp = Input(shape=(6, 8))
+    key = layers.Dense(8)(inp)
+    dot = layers.Attention(use_scale=True)([inp, inp, key], use_causal_mask=True)
+    concat = layers.Attention(score_mode="concat", use_scale=True)([dot, inp])
+    additive = layers.AdditiveAttention()([concat, key])
+    plain = layers.AdditiveAttention(use_scale=False)([additive, inp], use_causal_mask=True)
+    return hpnn.Model(inp, layers.Dense(3)(layers.GlobalAveragePooling1D()(plain)))
+
+
+CASES["luong_attention"] = (_luong_attention, lambda: seqs(3, 6, 8))
 CASES["image_layers"] = (
     lambda: [
         Input(shape=(9, 9, 3)),
@@ -481,7 +495,7 @@ def test_functional_with_two_inputs_and_two_outputs(tmp_path):
         np.testing.assert_allclose(g, w, rtol=RTOL, atol=1e-6)
 
 
-@pytest.mark.parametrize("case", ["activation_layers", "more_activations"])
+@pytest.mark.parametrize("case", ["activation_layers", "more_activations", "luong_attention"])
 def test_reductions_under_opset_18(case, tmp_path):
     build, data = CASES[case]
     assert_matches(randomize(_model(build)), data(), tmp_path, opset=18)
