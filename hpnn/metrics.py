@@ -341,6 +341,95 @@ class F1Score(FBetaScore):
         return config
 
 
+class R2Score(Metric):
+    """The coefficient of determination, ``1 - SS_res / SS_tot`` per output from running
+    (weighted) sums, as Keras' ``R2Score``: ``class_aggregation`` ``"uniform_average"``
+    (the outputs' mean), ``"variance_weighted_average"`` or None (one per output); with
+    ``num_regressors`` > 0 the adjusted R2 ``1 - (1 - R2) (n - 1) / (n - p - 1)``."""
+
+    _AGGREGATIONS = (None, "uniform_average", "variance_weighted_average")
+
+    def __init__(
+        self, class_aggregation="uniform_average", num_regressors=0, name="r2_score", dtype=None
+    ):
+        if class_aggregation not in self._AGGREGATIONS:
+            raise ValueError(
+                f"R2Score: class_aggregation must be one of {self._AGGREGATIONS}. Received: "
+                f"{class_aggregation!r}"
+            )
+        if not isinstance(num_regressors, int) or num_regressors < 0:
+            raise ValueError(
+                f"R2Score: num_regressors must be an int >= 0. Received: {num_regressors!r}"
+            )
+        self.class_aggregation, self.num_regressors = class_aggregation, num_regressors
+        super().__init__(name)
+
+    def reset_state(self) -> None:
+        outputs = getattr(self, "_outputs", None)
+        self.sums = None  # (4, D): sum of w*y, of w*y^2, of w*(y - p)^2, of w; and n
+        self.samples = 0.0
+        if outputs is not None:
+            self.prime(outputs)
+
+    def prime(self, outputs: int) -> None:
+        self._outputs = int(outputs)
+        if self.sums is None:
+            self.sums = np.zeros((4, self._outputs))
+
+    def update_state(self, y_true, y_pred, sample_weight=None) -> None:
+        p = np.asarray(to_numpy(y_pred), np.float64)
+        t = np.asarray(to_numpy(y_true), np.float64).reshape(p.shape) if p.ndim else None
+        if p.ndim == 1:
+            t, p = t[:, None], p[:, None]
+        if t is None or p.ndim != 2:
+            raise ValueError(
+                f"R2Score: expected y_true and y_pred of shape (batch, outputs) or (batch,). "
+                f"Received: y_pred {p.shape}"
+            )
+        w = np.ones_like(t) if sample_weight is None else np.asarray(sample_weight, np.float64)
+        w = np.broadcast_to(w[:, None] if w.ndim == 1 else w, t.shape)
+        sums = np.stack([(w * t).sum(0), (w * t * t).sum(0), (w * (t - p) ** 2).sum(0), w.sum(0)])
+        self._outputs = t.shape[1]
+        self.sums = sums if self.sums is None else self.sums + sums
+        self.samples += t.size
+
+    def result(self):
+        if self.sums is None or not self.sums[3].any():
+            return 0.0
+        total_y, total_y2, residual, count = self.sums
+        with np.errstate(divide="ignore", invalid="ignore"):
+            total = total_y2 - total_y * (total_y / count)
+            raw = 1 - residual / total
+        raw = np.where(np.isinf(raw), 0.0, raw)
+        if self.class_aggregation == "uniform_average":
+            r2 = float(np.mean(raw))
+        elif self.class_aggregation == "variance_weighted_average":
+            r2 = float(np.sum(total * raw) / np.sum(total))
+        else:
+            r2 = raw
+        n, k = self.samples, self.num_regressors
+        if k and k < n - 1:
+            r2 = 1 - (1 - r2) * (n - 1) / (n - k - 1)
+        return r2
+
+    def state_vector(self) -> np.ndarray:
+        if self.sums is None:
+            return np.zeros(0)
+        return np.concatenate([self.sums.reshape(-1), [self.samples]])
+
+    def set_state_vector(self, vector) -> None:
+        vector = np.asarray(vector, np.float64)
+        if vector.size:
+            self.sums, self.samples = vector[:-1].reshape(4, -1), float(vector[-1])
+
+    def get_config(self) -> dict:
+        return {
+            "name": self.name,
+            "class_aggregation": self.class_aggregation,
+            "num_regressors": self.num_regressors,
+        }
+
+
 class AUC(Metric):
     """Area under the ROC or precision-recall curve, as ``keras.metrics.AUC``.
 
@@ -474,6 +563,7 @@ _BY_NAME = {
     "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy,
     "root_mean_squared_error": RootMeanSquaredError,
     "f1_score": F1Score,
+    "r2_score": R2Score,
 }
 
 

@@ -191,6 +191,26 @@ def test_f_scores_over_two_batches(name, kwargs):
 
 
 @pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"class_aggregation": "variance_weighted_average"},
+        {"class_aggregation": None},
+        {"num_regressors": 3},
+    ],
+)
+def test_r2_score_over_two_batches(kwargs):
+    y = RNG.normal(size=(60, 3)).astype("float32")
+    p = (y + RNG.normal(size=(60, 3)) * 0.5).astype("float32")
+    w = RNG.uniform(0.5, 2.0, 60).astype("float32")
+    km, hm = keras.metrics.R2Score(**kwargs), metrics.R2Score(**kwargs)
+    for sl in (slice(0, 35), slice(35, 60)):
+        km.update_state(y[sl], p[sl], sample_weight=w[sl])
+        hm.update_state(y[sl], p[sl], sample_weight=w[sl])
+    np.testing.assert_allclose(hm.result(), k2np(km.result()), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
     ("h", "k", "s", "padding", "output_padding"),
     [(4, 3, 2, "same", None), (5, 2, 3, "valid", None), (4, 4, 2, "same", None),
      (4, 3, 2, "same", 1), (5, 5, 3, "same", 2), (4, 3, 2, "valid", 1)],

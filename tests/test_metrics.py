@@ -341,3 +341,23 @@ def test_f1_score_in_fit_logs_csv_and_diagnosis(tmp_path, capsys):
     assert diagnose(history).verdict  # array curves are left out, not an error
     with pytest.raises(ValueError, match="expected one-hot y_true and y_pred"):
         metrics.F1Score().update_state(np.array([0, 1]), np.ones((2, 3)))
+
+
+def test_r2_score_by_hand_and_in_fit():
+    y = np.array([[1.0], [2.0], [3.0], [4.0]])
+    p = np.array([[1.5], [2.0], [2.5], [4.0]])
+    m = metrics.R2Score()
+    m.update_state(y[:2], p[:2])
+    m.update_state(y[2:], p[2:])
+    assert m.result() == pytest.approx(1 - 0.5 / 5.0)  # SS_res 0.5, SS_tot 5
+    m.update_state(y[:, 0], p[:, 0])  # (batch,) works too
+    assert m.result() == pytest.approx(1 - 1.0 / 10.0)
+    model = hpnn.Sequential([hpnn.Input((3,)), layers.Dense(2)])
+    model.compile(optimizer=hpnn.optimizers.Adam(0.05), loss="mse", metrics=[metrics.R2Score()])
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype("float32")
+    t = x[:, :2] * 2.0 + 1.0
+    history = model.fit(x, t, epochs=30, batch_size=16, verbose=0)
+    assert history.history["r2_score"][-1] > history.history["r2_score"][0]
+    with pytest.raises(ValueError, match="class_aggregation must be one of"):
+        metrics.R2Score(class_aggregation="median")

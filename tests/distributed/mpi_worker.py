@@ -70,6 +70,7 @@ def build(constrained=False, **adam):
             hpnn.metrics.AUC(num_thresholds=50),
             hpnn.metrics.F1Score(average="macro", name="f1_macro"),
             hpnn.metrics.F1Score(),  # one score per class: an array in the logs
+            hpnn.metrics.R2Score(),  # (of the probabilities: a running-sums metric more)
         ],
     )
     return model
