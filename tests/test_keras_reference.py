@@ -340,6 +340,10 @@ LAYER_CASES = {
     ),
     "group_normalization_1d": (lambda m: m.GroupNormalization(groups=2, epsilon=0.1), (3, 4, 6)),
     "identity": (lambda m: m.Identity(), (2, 4, 3)),
+    "resizing_down": (lambda m: m.Resizing(4, 5), (2, 9, 13, 3)),
+    "resizing_up_nearest": (lambda m: m.Resizing(20, 30, interpolation="nearest"), (2, 9, 13, 3)),
+    "resizing_crop_aspect": (lambda m: m.Resizing(6, 6, crop_to_aspect_ratio=True), (2, 9, 13, 3)),
+    "center_crop": (lambda m: m.CenterCrop(4, 5), (2, 9, 13, 3)),
     **{
         f"dense_{name}": (lambda m, name=name: m.Dense(4, activation=name), (3, 5))
         for name in (

@@ -424,6 +424,36 @@ def upsampling(g, layer, x, shape):
     )
 
 
+def resizing(g, layer, x, shape):
+    """The same two resize matrices as hpnn's call, as MatMuls (exact, any interpolation)."""
+    from hpnn.layers.spatial import _resize_matrix
+
+    _, h, w, _ = shape
+    if h is None or w is None:
+        raise unsupported(layer, "it needs known spatial input sizes")
+    top, left, ch, cw = layer._window(h, w)
+    x = g.channels_first(x, 4)  # (N, C, H, W)
+    if (top, left, ch, cw) != (0, 0, h, w):
+        x = g.op(
+            "Slice",
+            [x, g.ints([top, left]), g.ints([top + ch, left + cw]), g.ints([2, 3])],
+            like=x,
+        )
+    rows = g.const(_resize_matrix(ch, layer.height, layer.interpolation), "rows")
+    cols = g.const(_resize_matrix(cw, layer.width, layer.interpolation).T, "cols")
+    return g.op("MatMul", [g.op("MatMul", [rows, x], like=x), cols], like=x)
+
+
+def center_crop(g, layer, x, shape):
+    _, h, w, _ = shape
+    if h is None or w is None:
+        raise unsupported(layer, "it needs known spatial input sizes")
+    top, left = (h - layer.height) // 2, (w - layer.width) // 2
+    x = g.channels_first(x, 4)
+    ends = [top + layer.height, left + layer.width]
+    return g.op("Slice", [x, g.ints([top, left]), g.ints(ends), g.ints([2, 3])], like=x)
+
+
 # -- the table ---------------------------------------------------------------------------
 CONVERTERS = {
     hl.Dense: dense,
@@ -454,6 +484,8 @@ CONVERTERS = {
     hl.ZeroPadding2D: zero_padding,
     hl.Cropping2D: cropping,
     hl.UpSampling2D: upsampling,
+    hl.Resizing: resizing,
+    hl.CenterCrop: center_crop,
     hl.Conv2D: conv2d,
     hl.Conv2DTranspose: conv2d_transpose,
     hl.DepthwiseConv2D: depthwise_conv2d,

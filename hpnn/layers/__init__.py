@@ -72,9 +72,11 @@ from hpnn.layers.pooling import (
 from hpnn.layers.recurrent import GRU, LSTM, SimpleRNN
 from hpnn.layers.reshaping import Permute, RepeatVector, Reshape, TimeDistributed
 from hpnn.layers.spatial import (
+    CenterCrop,
     Cropping2D,
     Normalization,
     Rescaling,
+    Resizing,
     UpSampling2D,
     ZeroPadding2D,
 )
@@ -93,6 +95,7 @@ __all__ = [
     "AvgPool2D",
     "BatchNormalization",
     "Bidirectional",
+    "CenterCrop",
     "Conv1D",
     "Conv2D",
     "Dense",
@@ -125,6 +128,7 @@ __all__ = [
     "ReLU",
     "RepeatVector",
     "Reshape",
+    "Resizing",
     "SeparableConv2D",
     "SimpleRNN",
     "Softmax",

@@ -248,3 +248,131 @@ class Normalization(Layer):
             config["mean"] = np.asarray(self.input_mean).tolist()
             config["variance"] = np.asarray(self.input_variance).tolist()
         return config
+
+
+def _resize_matrix(n_in: int, n_out: int, interpolation: str) -> np.ndarray:
+    """``(n_out, n_in)`` weights of one axis' resize, half-pixel centred (as Keras on
+    torch: bilinear with ``align_corners=False``, nearest as ``"nearest-exact"``)."""
+    scale = n_in / n_out
+    w = np.zeros((n_out, n_in))
+    centres = (np.arange(n_out) + 0.5) * scale
+    if interpolation == "nearest":
+        w[np.arange(n_out), np.minimum(np.floor(centres).astype(int), n_in - 1)] = 1.0
+        return w
+    src = np.maximum(centres - 0.5, 0.0)
+    lo = np.minimum(np.floor(src).astype(int), n_in - 1)
+    hi = np.minimum(lo + 1, n_in - 1)
+    frac = src - lo
+    np.add.at(w, (np.arange(n_out), lo), 1.0 - frac)
+    np.add.at(w, (np.arange(n_out), hi), frac)
+    return w
+
+
+class Resizing(Layer):
+    """Resize images ``(batch, height, width, channels)`` to ``(height, width)``, as
+    Keras' ``Resizing``: ``"bilinear"`` or ``"nearest"`` (half-pixel centres, no
+    antialiasing); with ``crop_to_aspect_ratio`` the largest centred window of the
+    target's aspect ratio is resized. A linear map on each axis (two matmuls), so the
+    gradient passes through."""
+
+    input_ndim = 4
+    rank_hint = "(batch, height, width, channels)"
+    supports_masking = False
+
+    def __init__(
+        self,
+        height,
+        width,
+        interpolation="bilinear",
+        crop_to_aspect_ratio=False,
+        pad_to_aspect_ratio=False,
+        fill_mode="constant",
+        fill_value=0.0,
+        antialias=False,
+        data_format=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        where = self._where()
+        self.height = self._positive_int("height", height)
+        self.width = self._positive_int("width", width)
+        if interpolation not in ("bilinear", "nearest"):
+            raise ValueError(
+                f"{where}: interpolation must be 'bilinear' or 'nearest'. "
+                f"Received: interpolation={interpolation!r}"
+            )
+        if pad_to_aspect_ratio or antialias:
+            raise NotImplementedError(
+                f"{where}: pad_to_aspect_ratio and antialias are not supported yet."
+            )
+        _data_format(data_format, where)
+        self.interpolation, self.crop_to_aspect_ratio = interpolation, bool(crop_to_aspect_ratio)
+        self._matrices = {}
+
+    def _window(self, h, w):
+        """The centred crop (top, left, height, width) that is resized."""
+        if not self.crop_to_aspect_ratio:
+            return 0, 0, h, w
+        ch = min(h, int(w * self.height / self.width))
+        cw = min(w, int(h * self.width / self.height))
+        return (h - ch) // 2, (w - cw) // 2, ch, cw
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.height, self.width, input_shape[3])
+
+    def call(self, x, training=False):
+        _, h, w, _ = x.shape
+        top, left, ch, cw = self._window(h, w)
+        if (top, left, ch, cw) != (0, 0, h, w):
+            x = ops.getitem(x, (slice(None), slice(top, top + ch), slice(left, left + cw)))
+        key = (ch, cw, x.dtype)
+        if key not in self._matrices:
+            rows = _resize_matrix(ch, self.height, self.interpolation).astype(x.dtype)
+            cols = _resize_matrix(cw, self.width, self.interpolation).T.astype(x.dtype)
+            self._matrices[key] = (rows, cols)
+        rows, cols = self._matrices[key]
+        y = ops.matmul(ops.matmul(rows, ops.transpose(x, (0, 3, 1, 2))), cols)  # (N, C, H, W)
+        return ops.transpose(y, (0, 2, 3, 1))
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "height": self.height,
+            "width": self.width,
+            "interpolation": self.interpolation,
+            "crop_to_aspect_ratio": self.crop_to_aspect_ratio,
+        }
+
+
+class CenterCrop(Layer):
+    """The centred ``(height, width)`` window of images ``(batch, h, w, channels)``, as
+    Keras' ``CenterCrop`` (offsets ``(h - height) // 2`` and ``(w - width) // 2``).
+    Images smaller than the window are not supported (Keras resizes them)."""
+
+    input_ndim = 4
+    rank_hint = "(batch, height, width, channels)"
+
+    def __init__(self, height, width, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self.height = self._positive_int("height", height)
+        self.width = self._positive_int("width", width)
+        _data_format(data_format, self._where())
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        if (h is not None and h < self.height) or (w is not None and w < self.width):
+            raise NotImplementedError(
+                f"{self._where()}: inputs smaller than the crop ({self.height}, {self.width}) "
+                f"are not supported yet. Received: shape={tuple(input_shape)}"
+            )
+        return (n, self.height, self.width, c)
+
+    def call(self, x, training=False):
+        _, h, w, _ = x.shape
+        self.compute_output_shape(x.shape)
+        top, left = (h - self.height) // 2, (w - self.width) // 2
+        rows, cols = slice(top, top + self.height), slice(left, left + self.width)
+        return ops.getitem(x, (slice(None), rows, cols))
+
+    def get_config(self):
+        return {**super().get_config(), "height": self.height, "width": self.width}

@@ -114,6 +114,7 @@ _TRAIN = (
     "Rescaling", "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Conv2DTranspose",
     "Normalization", "ReLU", "LeakyReLU", "ELU", "Softmax", "PReLU", "Identity",
     "Masking", "UnitNormalization", "GroupNormalization", "Attention", "AdditiveAttention",
+    "Resizing", "CenterCrop",
 )  # fmt: skip
 # Random or stateful in training only; sample by sample in inference.
 _INFER = (

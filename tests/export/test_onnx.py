@@ -327,6 +327,18 @@ CASES["depthwise_separable"] = (
     ],
     images,
 )
+CASES["resizing_and_cropping"] = (
+    lambda: [
+        Input(shape=(9, 9, 3)),
+        layers.Resizing(12, 7),
+        layers.Conv2D(4, 3),  # channels-first from here
+        layers.Resizing(6, 6, interpolation="nearest", crop_to_aspect_ratio=True),
+        layers.CenterCrop(4, 3),
+        layers.Flatten(),
+        layers.Dense(2),
+    ],
+    images,
+)
 CASES["functional"] = (_residual, images)
 
 

@@ -100,3 +100,15 @@ def test_normalization_given_statistics_adapt_and_save(tmp_path):
         layers.Normalization(mean=1.0)
     with pytest.raises(ValueError, match="adapt\\(\\) received no data"):
         layers.Normalization().adapt([])
+
+
+def test_resizing_gradient_identity_and_errors():
+    x = np.random.default_rng(0).normal(size=(2, 5, 7, 2))
+    for kw in ({"height": 3, "width": 9}, {"height": 4, "width": 4, "crop_to_aspect_ratio": True}):
+        check_grad(lambda t, kw=kw: layers.Resizing(**kw)(t), [x])
+    same = layers.Resizing(5, 7)(x.astype("float32")).data
+    np.testing.assert_allclose(same, x.astype("float32"), rtol=1e-6)  # same size: unchanged
+    with pytest.raises(ValueError, match="interpolation must be 'bilinear' or 'nearest'"):
+        layers.Resizing(2, 2, interpolation="bicubic")
+    with pytest.raises(NotImplementedError, match="smaller than the crop"):
+        layers.CenterCrop(8, 2)(np.zeros((1, 5, 7, 1), "float32"))
