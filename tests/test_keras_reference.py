@@ -107,6 +107,16 @@ def test_optimizers_five_steps(name, kwargs):
     np.testing.assert_allclose(hv.numpy(), k2np(kv), rtol=1e-5, atol=5e-6)
 
 
+def _two_batches(name, kwargs, y, s, w, cut):
+    """Keras' and hpnn's metric ``name`` after two batches (split at ``cut``), weighted:
+    (hpnn's result, Keras' as an array)."""
+    km, hm = getattr(keras.metrics, name)(**kwargs), getattr(metrics, name)(**kwargs)
+    for sl in (slice(0, cut), slice(cut, len(y))):
+        km.update_state(y[sl], s[sl], sample_weight=w[sl])
+        hm.update_state(y[sl], s[sl], sample_weight=w[sl])
+    return hm.result(), k2np(km.result())
+
+
 @pytest.mark.parametrize(
     ("name", "kwargs"),
     [
@@ -124,11 +134,8 @@ def test_metrics_over_two_batches(name, kwargs):
     y = RNG.integers(0, 2, (80, 3))
     s = np.clip(0.3 * y + RNG.random((80, 3)) * 0.7, 0, 1).astype("float32")
     w = RNG.uniform(0.5, 2.0, 80).astype("float32")
-    km, hm = getattr(keras.metrics, name)(**kwargs), getattr(metrics, name)(**kwargs)
-    for sl in (slice(0, 50), slice(50, 80)):
-        km.update_state(y[sl], s[sl], sample_weight=w[sl])
-        hm.update_state(y[sl], s[sl], sample_weight=w[sl])
-    assert hm.result() == pytest.approx(float(k2np(km.result())), rel=1e-6, abs=1e-7)
+    got, want = _two_batches(name, kwargs, y, s, w, 50)
+    assert got == pytest.approx(float(want), rel=1e-6, abs=1e-7)
 
 
 @pytest.mark.parametrize(
@@ -144,11 +151,8 @@ def test_more_metrics_over_two_batches(name, kwargs, sparse):
     y = labels if sparse else np.eye(4, dtype="float32")[labels]
     s = RNG.random((60, 4)).astype("float32")
     w = RNG.uniform(0.5, 2.0, 60).astype("float32")
-    km, hm = getattr(keras.metrics, name)(**kwargs), getattr(metrics, name)(**kwargs)
-    for sl in (slice(0, 35), slice(35, 60)):
-        km.update_state(y[sl], s[sl], sample_weight=w[sl])
-        hm.update_state(y[sl], s[sl], sample_weight=w[sl])
-    assert hm.result() == pytest.approx(float(k2np(km.result())), rel=1e-6, abs=1e-7)
+    got, want = _two_batches(name, kwargs, y, s, w, 35)
+    assert got == pytest.approx(float(want), rel=1e-6, abs=1e-7)
 
 
 @pytest.mark.parametrize(
@@ -183,11 +187,8 @@ def test_f_scores_over_two_batches(name, kwargs):
     s = RNG.random((60, 4)).astype("float32")
     s[3] = 0.0  # an all-zero row predicts nothing
     w = RNG.uniform(0.5, 2.0, 60).astype("float32")
-    km, hm = getattr(keras.metrics, name)(**kwargs), getattr(metrics, name)(**kwargs)
-    for sl in (slice(0, 35), slice(35, 60)):
-        km.update_state(y[sl], s[sl], sample_weight=w[sl])
-        hm.update_state(y[sl], s[sl], sample_weight=w[sl])
-    np.testing.assert_allclose(hm.result(), k2np(km.result()), rtol=1e-6, atol=1e-7)
+    got, want = _two_batches(name, kwargs, y, s, w, 35)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize(
@@ -203,11 +204,8 @@ def test_r2_score_over_two_batches(kwargs):
     y = RNG.normal(size=(60, 3)).astype("float32")
     p = (y + RNG.normal(size=(60, 3)) * 0.5).astype("float32")
     w = RNG.uniform(0.5, 2.0, 60).astype("float32")
-    km, hm = keras.metrics.R2Score(**kwargs), metrics.R2Score(**kwargs)
-    for sl in (slice(0, 35), slice(35, 60)):
-        km.update_state(y[sl], p[sl], sample_weight=w[sl])
-        hm.update_state(y[sl], p[sl], sample_weight=w[sl])
-    np.testing.assert_allclose(hm.result(), k2np(km.result()), rtol=1e-5, atol=1e-6)
+    got, want = _two_batches("R2Score", kwargs, y, p, w, 35)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -56,9 +56,10 @@ def broadcast_state(model, comm) -> None:
         model.optimizer.iterations = comm.bcast_obj(model.optimizer.iterations)
 
 
-def _prime_metrics(model) -> None:
+def prime_metrics(model) -> None:
     """Size the state of metrics that learn their class count from the first batch
-    (F1Score), so every rank's state vector has one length even if its shard is empty."""
+    (F1Score, R2Score), so every rank's state vector has one length even if its shard is
+    empty. Once per fit and evaluation: such a metric keeps its size through reset_state."""
     shape = model.output_shape
     if not isinstance(shape, tuple) or not isinstance(shape[-1], int):
         return  # several outputs: their wrapped metrics learn it from the data
@@ -76,7 +77,6 @@ def train_step(model, comm, xb, yb, n_global: int, wb=None) -> float:
     variables = model.trainable_weights
     n_local = len(xb)
     scale = n_local / n_global
-    _prime_metrics(model)
     metric_before = [m.state_vector() for m in model.metrics]
     loss_value = 0.0
     for v in variables:
@@ -184,7 +184,7 @@ def evaluate(model, comm, x, y, batch_size: int, cb=None, w=None) -> dict:
     """
     for m in model.metrics:
         m.reset_state()
-    _prime_metrics(model)
+    prime_metrics(model)
     shard = even_shard(len(x), comm.rank, comm.size)
     xs, ys = x[shard], y[shard]
     ws = None if w is None else w[shard]

@@ -304,15 +304,17 @@ def layer_norm(g, layer, x, shape):
     # Axes that are not the trailing ones: the formula, with parameters broadcast
     bshape = [shape[a] if a in axes else 1 for a in range(rank)]
     bshape[0] = 1
-    mean = _reduce_mean(g, x, axes)
+    mean = _reduce(g, x, axes)
     d = g.op("Sub", [x, mean])
-    var = _reduce_mean(g, g.op("Mul", [d, d]), axes)
+    var = _reduce(g, g.op("Mul", [d, d]), axes)
     std = g.op("Sqrt", [g.op("Add", [var, g.const(np.float32(layer.epsilon), "eps")])])
     y = g.op("Mul", [g.op("Div", [d, std]), g.const(gamma.reshape(bshape), "gamma")])
     return g.op("Add", [y, g.const(beta.reshape(bshape), "beta")])
 
 
-def _reduce_mean(g, x, axes, op_type="ReduceMean"):
+def _reduce(g, x, axes, op_type="ReduceMean"):
+    """A ReduceMean or ReduceSumSquare over ``axes``: an attribute before opset 18, an input
+    from it (not for ReduceSum, whose axes are an input from opset 13)."""
     if g.opset >= 18:  # axes became an input in opset 18
         return g.op(op_type, [x, g.ints(list(axes), "axes")], keepdims=1)
     return g.op(op_type, [x], axes=list(axes), keepdims=1)
@@ -322,7 +324,7 @@ def unit_norm(g, layer, x, shape):
     rank = len(shape)
     x = g.channels_last(x, rank)
     axes = layer.axis if isinstance(layer.axis, list) else [layer.axis]
-    sq = _reduce_mean(g, x, [a % rank for a in axes], "ReduceSumSquare")
+    sq = _reduce(g, x, [a % rank for a in axes], "ReduceSumSquare")
     norm = g.op("Max", [g.op("Sqrt", [sq]), _scalar(g, 1e-12)])
     return g.op("Div", [x, norm])
 
@@ -332,8 +334,8 @@ def group_norm(g, layer, x, shape):
     c = shape[-1]
     x = g.channels_last(x, len(shape))
     grouped = g.op("Reshape", [x, g.ints([0, -1, layer.groups, c // layer.groups])])
-    d = g.op("Sub", [grouped, _reduce_mean(g, grouped, [1, 3])])
-    var = _reduce_mean(g, g.op("Mul", [d, d]), [1, 3])
+    d = g.op("Sub", [grouped, _reduce(g, grouped, [1, 3])])
+    var = _reduce(g, g.op("Mul", [d, d]), [1, 3])
     std = g.op("Sqrt", [g.op("Add", [var, _scalar(g, layer.epsilon, "eps")])])
     y = g.op("Reshape", [g.op("Div", [d, std]), g.op("Shape", [x])])
     if layer.gamma is not None:

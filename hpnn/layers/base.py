@@ -585,6 +585,11 @@ class KernelLayer(Layer):
             regularizer=self.kernel_regularizer,
             constraint=self.kernel_constraint,
         )
+        self._build_bias(units)
+        self._fixed_dims = {-1: in_dim}
+        self.built = True
+
+    def _build_bias(self, units: int) -> None:
         self.bias = (
             self.add_weight(
                 (units,),
@@ -596,8 +601,6 @@ class KernelLayer(Layer):
             if self.use_bias
             else None
         )
-        self._fixed_dims = {-1: in_dim}
-        self.built = True
 
     def get_config(self) -> dict:
         return {

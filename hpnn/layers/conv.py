@@ -446,11 +446,9 @@ class DepthwiseConv2D(Conv2D):
 
     def get_config(self):
         config = super().get_config()
-        for name in ("filters",):
-            config.pop(name)
-        for old, new in (("kernel", "depthwise"),):
-            for suffix in ("_initializer", "_regularizer", "_constraint"):
-                config[new + suffix] = config.pop(old + suffix)
+        config.pop("filters")
+        for suffix in ("_initializer", "_regularizer", "_constraint"):
+            config["depthwise" + suffix] = config.pop("kernel" + suffix)
         return {**config, "depth_multiplier": self.depth_multiplier}
 
 
@@ -525,17 +523,7 @@ class SeparableConv2D(Conv2D):
             constraint=self.kernel_constraint,
         )
         self.kernel = self.pointwise_kernel
-        self.bias = (
-            self.add_weight(
-                (self.filters,),
-                self.bias_initializer,
-                "bias",
-                regularizer=self.bias_regularizer,
-                constraint=self.bias_constraint,
-            )
-            if self.use_bias
-            else None
-        )
+        self._build_bias(self.filters)
         self._fixed_dims = {-1: c}
         self.built = True
 

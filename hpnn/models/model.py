@@ -524,6 +524,7 @@ class Model(Layer):
         if comm is not None:
             self._shuffle_seed = comm.bcast_obj(self._shuffle_seed)
             data_parallel.broadcast_state(self, comm)
+            data_parallel.prime_metrics(self)
         self.stop_training = False
         logs = {}
         self._resume_epoch = None
