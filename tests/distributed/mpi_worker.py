@@ -164,6 +164,24 @@ def weights_are_private(model) -> bool:
     return bool(comm.comm.allreduce(int(ok)) == comm.size)
 
 
+def tiny(ranks=None):
+    """Two samples, per-rank batch 1 (or, in one process, ``ranks``): F1 (per class) and
+    R2, whose state is sized by the first batch: a rank with an empty shard must still
+    send state of the same length."""
+    hpnn.utils.set_random_seed(3)
+    model = hpnn.Sequential([hpnn.Input((3,)), layers.Dense(2, activation="softmax")])
+    model.compile(
+        optimizer="sgd",
+        loss="categorical_crossentropy",
+        metrics=[hpnn.metrics.F1Score(), hpnn.metrics.R2Score()],
+    )
+    x = np.random.default_rng(0).random((2, 3), dtype=np.float32)
+    y = np.eye(2, dtype=np.float32)
+    batch = 1 if ranks is None else ranks
+    hist = model.fit(x, y, batch_size=batch, epochs=2, verbose=0, validation_data=(x, y))
+    return {k: np.array(v) for k, v in hist.history.items()}
+
+
 TRAIN_MODES = ("weighted", "freeze", "clipped", "clipnorm", "constrained")
 
 
@@ -188,6 +206,8 @@ if __name__ == "__main__":
         hpnn.distributed.init(hpnn.distributed.MPIComm(node_comm=node))
     if mode == "train" or mode.split("+")[0] in TRAIN_MODES:
         train(8, out, **flags(mode))
+    elif mode == "tiny":  # fewer samples than ranks: a rank with nothing to do
+        np.savez(out, **tiny())
     elif mode == "raise":
         x, y = data(203, 0)
         build().fit(x, y, batch_size=8, epochs=50, verbose=0, callbacks=[FailOnRank1()])

@@ -139,6 +139,16 @@ def test_ranks_equal_one_process_with_the_global_batch(tmp_path, mode, path):
             np.testing.assert_allclose(many[k], one[k], rtol=1e-4, atol=1e-6, err_msg=k)
 
 
+def test_metrics_sized_by_the_data_with_more_ranks_than_samples(tmp_path):
+    out = tmp_path / "tiny.npz"
+    proc = _run("tiny", out, timeout=120, ranks=3)
+    assert proc.returncode == 0, proc.stderr
+    many, one = dict(np.load(out)), mpi_worker.tiny(ranks=3)
+    assert many.keys() == one.keys() and many["f1_score"].shape == (2, 2)
+    for k in one:
+        np.testing.assert_allclose(many[k], one[k], rtol=1e-5, atol=1e-6, err_msg=k)
+
+
 def test_failing_rank_aborts_the_job_quickly(tmp_path):
     start = time.monotonic()
     proc = _run("raise", tmp_path / "unused", timeout=120)
