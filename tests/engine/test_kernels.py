@@ -193,6 +193,7 @@ def test_compiled_col2im_gives_the_numpy_numbers(monkeypatch, strides, padding, 
 
     monkeypatch.setattr(conv, "CHUNK_BYTES", chunk_bytes)
     monkeypatch.setattr(conv, "KEEP_BYTES", 0)
+    monkeypatch.setenv("HPNN_WINOGRAD", "0")  # im2col with and without the compiled col2im
     rng = np.random.default_rng(3)
     x = rng.standard_normal((3, 9, 8, 16)).astype(np.float32)  # KW*C >= 16: row-major columns
     w = rng.standard_normal((3, 3, 16, 5)).astype(np.float32)

@@ -69,6 +69,12 @@ def _set_up_exact() -> None:
     pool.max_pool_forward(x, 2, 2, 2, 2, False, y, np.zeros((0, 0, 0, 0), np.uint8))
     pool.max_pool_backward(y, idx, 2, 2, 2, 2, True, x)
     _import("conv").col2im_add(np.zeros((1, 4), f32), 2, 2, 1, 1, 1, 1, x)
+    wino = _import("wino")
+    v, g = np.zeros((36, 1, 1), f32), np.zeros((1, 3, 3, 1), f32)
+    wino.input_transform(g, 1, 1, v)
+    wino.output_transform(v, np.zeros(1, f32), True, y)
+    wino.output_grad_transform(y, 1, 1, v)
+    wino.input_grad_transform(v, g)
     one = np.ones(1, f32)
     optim = _import("optim")
     optim.adam_update(one, one, one, one, f32(0.9), f32(1e-3), f32(1e-7), f32(0.0))
@@ -125,6 +131,12 @@ def pooling(*arrays):
 def convolution(*arrays):
     """The compiled col2im (``conv``) once loaded; None before or where it does not apply."""
     return _exact("conv", arrays)
+
+
+def winograd(*arrays):
+    """The compiled Winograd transforms (``wino``) once loaded; None before or where
+    they do not apply."""
+    return _exact("wino", arrays)
 
 
 def optimizer(*arrays):

@@ -6,6 +6,7 @@ import numpy
 
 from hpnn.backend import get_xp
 from hpnn.engine import kernels
+from hpnn.engine.ops import winograd
 from hpnn.engine.tensor import Function, Tensor, as_tensor
 
 
@@ -53,7 +54,9 @@ class Conv2D(Function):
     (``CHUNK_BYTES``): each chunk's columns are written and at once multiplied; columns
     over ``KEEP_BYTES`` in all are not kept but rebuilt chunk by chunk in backward,
     where each chunk's kernel and input gradients are formed in cache too. With few
-    channels the columns are tap-major instead, ``(K, N*OH*OW)``.
+    channels the columns are tap-major instead, ``(K, N*OH*OW)``. A 3x3, stride-1
+    kernel on float32 NumPy arrays runs Winograd's F(4x4, 3x3) instead
+    (:mod:`hpnn.engine.ops.winograd`: a quarter of the multiplies).
     """
 
     def __init__(self, strides=(1, 1), padding="valid", dilation=(1, 1)):
@@ -72,6 +75,10 @@ class Conv2D(Function):
         xp_ = pad_hw(x, self.pads)
         oh = (xp_.shape[1] - eh) // sh + 1
         ow = (xp_.shape[2] - ew) // sw + 1
+        self.x_shape, self.padded_shape, self.out_hw = x.shape, xp_.shape, (oh, ow)
+        self.winograd = winograd.applies(x, w, self.strides, self.dilation)
+        if self.winograd:
+            return self._winograd_forward(xp_, w, b)
         k = kh * kw * c
         kb = k + (b is not None)
         w2 = xp.empty((kb, o), dtype=x.dtype)  # the kernel as a matrix, then the bias row
@@ -103,10 +110,55 @@ class Conv2D(Function):
                 im2col_into(part, xp_[s : s + m], kh, kw, sh, sw, oh, ow, self.dilation)
                 xp.matmul(part, w2, out=y[s * per : (s + m) * per])
             self.chunk, self.cols = chunk, cols if keep else None  # else rebuilt in backward
-        self.x_shape, self.padded_shape, self.out_hw = x.shape, xp_.shape, (oh, ow)
         return y.reshape(n, oh, ow, o)
 
+    def _winograd_forward(self, xp_, w, b):
+        n, _, _, c = xp_.shape
+        (oh, ow), o = self.out_hw, w.shape[3]
+        th, tw = winograd.tiles_for(oh, ow)
+        xp_ = numpy.ascontiguousarray(xp_)
+        kern = kernels.winograd(xp_, w)  # the compiled transforms once loaded (same numbers)
+        v = numpy.empty((n * th * tw, 36, c), dtype=numpy.float32)  # tile-major
+        (kern or winograd).input_transform(xp_, th, tw, v)
+        u = winograd.kernel_transform(w)
+        m = numpy.empty((n * th * tw, 36, o), dtype=numpy.float32)
+        numpy.matmul(v.transpose(1, 0, 2), u, out=m.transpose(1, 0, 2))  # the 36 products
+        y = numpy.empty((n, oh, ow, o), dtype=numpy.float32)
+        if kern is not None:
+            bias = numpy.zeros(0, numpy.float32) if b is None else numpy.ascontiguousarray(b)
+            kern.output_transform(m, bias, b is not None, y)
+        else:
+            winograd.output_transform(m, b, y)
+        self.v, self.u, self.tiles = v, u, (th, tw)
+        return y
+
+    def _winograd_backward(self, gy):
+        need = self.needs_input_grad
+        th, tw = self.tiles
+        gy = numpy.ascontiguousarray(gy)
+        kern = kernels.winograd(gy)
+        v, u = self.v, self.u
+        dm = numpy.empty((v.shape[0], 36, gy.shape[3]), dtype=numpy.float32)
+        (kern or winograd).output_grad_transform(gy, th, tw, dm)
+        planes = dm.transpose(1, 0, 2)  # (36, T, O)
+        gx = gw = None
+        if need[0]:
+            dv = numpy.empty(v.shape, dtype=numpy.float32)
+            numpy.matmul(planes, u.transpose(0, 2, 1), out=dv.transpose(1, 0, 2))
+            gxp = numpy.zeros(self.padded_shape, dtype=numpy.float32)
+            (kern or winograd).input_grad_transform(dv, gxp)
+            (pt, _), (pl, _) = self.pads
+            h, wd = self.x_shape[1:3]
+            gx = gxp[:, pt : pt + h, pl : pl + wd]
+        if need[1]:
+            gw = winograd.kernel_grad(numpy.matmul(v.transpose(1, 2, 0), planes))
+        if len(need) == 3:
+            return gx, gw, gy.sum(axis=(0, 1, 2)) if need[2] else None
+        return gx, gw
+
     def backward(self, gy):
+        if self.winograd:
+            return self._winograd_backward(gy)
         xp = get_xp(gy)
         kh, kw, c, o = self.w.shape
         sh, sw = self.strides
