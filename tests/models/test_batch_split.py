@@ -121,6 +121,40 @@ def test_split_step_gives_the_whole_batch_step(make, n, split, monkeypatch):
     assert ev_a["accuracy"] == ev_b["accuracy"]
 
 
+def test_several_parts_a_thread_give_the_whole_batch_step(split, monkeypatch):
+    """Convolution models cut a batch into parts of at most MAX_PER_PART samples; each
+    of the threads runs its consecutive parts in turn."""
+    monkeypatch.setattr(batch_split, "MAX_PER_PART", 5)
+    threads_seen = []
+    real_fn = batch_split.run
+
+    def record_threads(fn, slices):
+        ran_on = {}
+
+        def part(sl):
+            ran_on[sl.start] = threading.current_thread()
+            return fn(sl)
+
+        out = real_fn(part, slices)
+        threads_seen.append((slices.threads, [ran_on[s.start] for s in slices]))
+        return out
+
+    monkeypatch.setattr(batch_split, "run", record_threads)
+    model = compiled(cnn())
+    assert batch_split.parts(model, 22, training=True) == [
+        slice(a, b) for a, b in [(0, 4), (4, 8), (8, 13), (13, 17), (17, 22)]
+    ]
+    assert batch_split.parts(model, 22, training=True).threads == 3
+    assert len(batch_split.parts(compiled(rnn()), 22, training=True)) == 3  # recurrent: 1 a thread
+    (a, la, _, _), (b, lb, _, _) = train_both(cnn, 22, monkeypatch)
+    threads, on = threads_seen[0]  # five parts on three threads: 1, 2 and 2 in turn
+    assert threads == 3 and on[0] is threading.main_thread()
+    assert on[1] is on[2] and on[3] is on[4] and on[1] is not on[0] and on[3] is not on[0]
+    np.testing.assert_allclose(la, lb, rtol=2e-6)
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
+
+
 def test_split_step_with_sample_weights_gives_the_whole_batch_step(split, monkeypatch):
     out = []
     for setting in ("3", "0"):
