@@ -234,6 +234,14 @@ def _executor(workers: int):
         return _pool[1]
 
 
+def runs(slices) -> list[list[slice]]:
+    """The slices cut into ``slices.threads`` runs of consecutive slices (one slice a
+    run for a plain list): what each thread (or worker process) runs in turn."""
+    threads = min(getattr(slices, "threads", len(slices)), len(slices))
+    edges = [len(slices) * i // threads for i in range(threads + 1)]
+    return [list(slices[a:b]) for a, b in itertools.pairwise(edges)]
+
+
 def run(fn, slices):
     """``[fn(s) for s in slices]`` on ``slices.threads`` threads (one per slice for a
     plain list), each running a run of consecutive slices in turn: the first run on
@@ -242,10 +250,8 @@ def run(fn, slices):
     returns or raises."""
     from hpnn.engine.tensor import grad_mode, is_grad_enabled
 
-    threads = min(getattr(slices, "threads", len(slices)), len(slices))
-    edges = [len(slices) * i // threads for i in range(threads + 1)]
-    runs = [slices[a:b] for a, b in itertools.pairwise(edges)]
-    pool = _executor(threads - 1)
+    runs_ = runs(slices)
+    pool = _executor(len(runs_) - 1)
     recording = is_grad_enabled()
 
     def worker(run_):
@@ -253,9 +259,9 @@ def run(fn, slices):
             return [fn(sl) for sl in run_]
 
     with single_threaded_blas():
-        futures = [pool.submit(worker, r) for r in runs[1:]]
+        futures = [pool.submit(worker, r) for r in runs_[1:]]
         try:
-            first = [fn(sl) for sl in runs[0]]
+            first = [fn(sl) for sl in runs_[0]]
         finally:
             rest = [f.exception() or f.result() for f in futures]  # wait for all
     errors = [r for r in rest if isinstance(r, BaseException)]

@@ -19,7 +19,7 @@ from hpnn.data import adapter, pydataset
 from hpnn.distributed import data_parallel, get_comm
 from hpnn.engine.tensor import Tensor, gradients, no_grad
 from hpnn.layers.base import Layer, activity_losses, collect_activity_penalties
-from hpnn.models import batch_split, multi_output
+from hpnn.models import batch_split, multi_output, part_workers
 from hpnn.random import make_rng
 from hpnn.training.callbacks import CallbackList, History, ProgbarLogger
 
@@ -376,22 +376,23 @@ class Model(Layer):
         return float(loss.item())
 
     def _train_step_split(self, xb, yb, slices, sample_weight=None) -> float:
-        """``train_step`` with the batch split across threads (``batch_split``): each
-        part's loss (a batch mean) is weighted by the part's share of the batch, so the
-        summed gradients and losses are those of the whole batch."""
+        """``train_step`` with the batch split into parts (``batch_split``), run on threads
+        or, once they are up, in worker processes (``part_workers``): each part's loss (a
+        batch mean) is weighted by the part's share of the batch, so the summed gradients
+        and losses are those of the whole batch."""
         variables = self.trainable_weights
         n = len(xb)
 
         def part(sl):
-            share = (sl.stop - sl.start) / n
             w = None if sample_weight is None else sample_weight[sl]
-            with collect_activity_penalties() as activity:
-                y_pred = self(self._to_input(xb[sl]), training=True)
-            loss = self._total_loss(yb[sl], y_pred, activity, w)
-            grads = gradients(loss, variables, share) if loss.requires_grad else []
-            return share * float(loss.item()), y_pred.data, grads or [None] * len(variables)
+            return self._train_part(xb[sl], yb[sl], w, (sl.stop - sl.start) / n)
 
-        results = batch_split.run(part, slices)
+        results = None
+        pool = part_workers.pool_for(self, xb, slices)
+        if pool is not None:
+            results = pool.train(self, part, xb, yb, sample_weight, batch_split.runs(slices))
+        if results is None:
+            results = batch_split.run(part, slices)
         total = []
         for per_part in zip(*(r[2] for r in results), strict=True):
             present = [g for g in per_part if g is not None]
@@ -403,6 +404,16 @@ class Model(Layer):
             for m in self.metrics:
                 m.update_state(yb, y_pred, sample_weight)
         return sum(r[0] for r in results)
+
+    def _train_part(self, xb, yb, sample_weight, share):
+        """One part of a split batch: ``share`` times its loss, its outputs and ``share``
+        times its gradients (None for a weight the loss does not reach)."""
+        variables = self.trainable_weights
+        with collect_activity_penalties() as activity:
+            y_pred = self(self._to_input(xb), training=True)
+        loss = self._total_loss(yb, y_pred, activity, sample_weight)
+        grads = gradients(loss, variables, share) if loss.requires_grad else []
+        return share * float(loss.item()), y_pred.data, grads or [None] * len(variables)
 
     def _forward(self, xb):
         """The model's outputs for a batch, without a graph (split across threads where

@@ -144,6 +144,14 @@ def optimizer(*arrays):
     return _exact("optim", arrays)
 
 
+def finish_loading() -> None:
+    """Wait for a background load in progress, if any (before a fork: a child must not
+    inherit a compile half done)."""
+    loader = _loader
+    if loader is not None:
+        loader.join()
+
+
 def warm_up() -> bool:
     """Load numba and every kernel now instead of on first use; returns whether the
     kernels are enabled. numba with its LLVM adds about 120 MB of resident memory."""

@@ -154,19 +154,21 @@ def tiles_for(oh: int, ow: int) -> tuple[int, int]:
     return -(-oh // M), -(-ow // M)
 
 
-# -- the kernel's transforms (NumPy, float64 inside) --------------------------------------
+# -- the kernel's transforms (NumPy) ------------------------------------------------------
+GG32, GGT32 = GG.astype(F32), np.ascontiguousarray(GG.T).astype(F32)
+
+
 def kernel_transform(w):
     """``U = G g G^T`` for every (input, output) channel pair: ``(3, 3, C, O)`` ->
-    ``(36, C, O)`` float32."""
+    ``(36, C, O)`` float32 (one small matmul)."""
     _, _, c, o = w.shape
-    u = GG @ w.reshape(9, c * o).astype(np.float64)
-    return u.astype(F32).reshape(36, c, o)
+    return (GG32 @ w.reshape(9, c * o)).reshape(36, c, o)
 
 
 def kernel_grad(du):
     """``dw = G^T dU G``: ``(36, C, O)`` -> ``(3, 3, C, O)`` float32."""
     _, c, o = du.shape
-    return (GG.T @ du.reshape(36, c * o).astype(np.float64)).astype(F32).reshape(3, 3, c, o)
+    return (GGT32 @ du.reshape(36, c * o)).reshape(3, 3, c, o)
 
 
 # -- the data transforms, on whole arrays ------------------------------------------------
