@@ -240,6 +240,24 @@ def vm_hwm_mib() -> float | None:
     return None
 
 
+def _proc_kib(pid, name: str, key: str) -> float | None:
+    """A ``key: N kB`` line of /proc/PID/NAME, in MiB (None where /proc has none)."""
+    try:
+        with open(f"/proc/{pid}/{name}") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _worker_pids(job) -> list[int]:
+    """hpnn's batch-split worker processes (hpnn.models.part_workers) of this job's model."""
+    pool = job.extra.get("model", None).__dict__.get("_part_pool") if job.extra else None
+    return [w.pid for w in pool.workers] if pool is not None else []
+
+
 def memory_child(framework: str, workload: str, samples: int, inherited: float) -> None:
     marks = {"inherited": inherited}
     x, labels = make_data(samples)
@@ -253,6 +271,13 @@ def memory_child(framework: str, workload: str, samples: int, inherited: float) 
     marks["rate"] = n / (time.perf_counter() - t)
     marks["peak"] = max_rss_mib()
     marks["vm_hwm"] = vm_hwm_mib()
+    # Worker processes (hpnn's batch split): their own peaks, and every process's
+    # proportional share (PSS: pages shared after the fork counted once in all) now.
+    workers = _worker_pids(job)
+    marks["workers"] = len(workers)
+    marks["workers_peak"] = sum(_proc_kib(p, "status", "VmHWM") or 0 for p in workers)
+    pss = [_proc_kib(p, "smaps_rollup", "Pss") for p in ["self", *workers]]
+    marks["pss"] = sum(pss) if None not in pss else None
     print(json.dumps(marks))
 
 
@@ -305,12 +330,12 @@ def parse_args(argv):
     p.add_argument("--only", default=None, help=f"comma-separated subset of: {names}")
     p.add_argument("--json", default=None, help="also write all numbers to this file")
     p.add_argument("--samples", type=int, default=None, help="data set size (default 4096)")
-    p.add_argument("--memory-samples", type=int, default=None, help="(default 1024; quick 256)")
+    p.add_argument("--memory-samples", type=int, default=None, help="(default 4096; quick 256)")
     p.add_argument("--_memory-child", dest="memory_child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.samples = args.samples or (512 if args.quick else 4096)
     args.repeats = args.repeats or (3 if args.quick else 5)
-    args.memory_samples = args.memory_samples or (256 if args.quick else 1024)
+    args.memory_samples = args.memory_samples or (256 if args.quick else 4096)
     selected = args.only.split(",") if args.only else [*WORKLOADS, *EXTRAS]
     unknown = sorted(set(selected) - set(WORKLOADS) - set(EXTRAS))
     if unknown:

@@ -176,14 +176,18 @@ def print_memory(res) -> None:
         "after warm-up",
         "peak MiB",
         "delta MiB",
+        "+ workers' peaks",
+        "= total peak MiB",
+        "PSS at end MiB",
         "samples/s there",
     ]
     rows = []
     for wl, per_fw in res["memory"].items():
         for fw, m in per_fw.items():
             if "error" in m:
-                rows.append([wl, fw, "error: " + m["error"][:60], "", "", "", ""])
+                rows.append([wl, fw, "error: " + m["error"][:60], *[""] * 7])
                 continue
+            workers = m.get("workers", 0)
             rows.append(
                 [
                     wl,
@@ -192,13 +196,20 @@ def print_memory(res) -> None:
                     f"{m['after_warmup']:.0f}",
                     f"{m['peak']:.0f}",
                     f"{m['delta']:.0f}",
+                    f"{m['workers_peak']:.0f} ({workers})" if workers else "-",
+                    f"{m['peak'] + m.get('workers_peak', 0):.0f}",
+                    f"{m['pss']:.0f}" if m.get("pss") else "?",
                     fmt_rate(m["rate"]),
                 ]
             )
     print(table(headers, rows))
     print(
         "baseline = interpreter + framework import + data, read right before building the model"
-        " (hpnn's includes numba and its compiled kernels when numba is installed: ~120 MiB)"
+        " (hpnn's includes numba and its compiled kernels when numba is installed: ~120 MiB)."
+        " hpnn's batch-split workers (forked copies, hpnn.models.part_workers) count in the"
+        " total with their own peaks, which include every page they share with the parent:"
+        " an overcount; PSS (each shared page divided among its processes, all processes"
+        " summed, at the end of the timed pass) is the memory the run takes from the machine"
     )
     marks = [m for per_fw in res["memory"].values() for m in per_fw.values() if "error" not in m]
     if marks:

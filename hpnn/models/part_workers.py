@@ -178,8 +178,12 @@ class _Worker:
     def __init__(self, model):
         requests_r, requests_w = os.pipe()
         replies_r, replies_w = os.pipe()
-        with warnings.catch_warnings():  # 3.12+ warns on fork in a threaded process
+        with warnings.catch_warnings():
+            # Python 3.12+ (and JAX, when loaded) warn that a threaded process's child
+            # may deadlock on another thread's lock: the child uses none of those
+            # threads' libraries (it waits for no compile, pool or JAX thread).
             warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", RuntimeWarning)
             pid = os.fork()
         if pid == 0:  # the worker: serve until the pipe closes, never return
             code = 1
