@@ -419,13 +419,23 @@ class Model(Layer):
         """The model's outputs for a batch, without a graph (split across threads where
         that pays, see ``batch_split``)."""
         slices = batch_split.parts(self, len(xb), training=False)
-        with no_grad():  # batch_split.run carries it into the parts' threads
-            if slices is None:
+        if slices is None:
+            with no_grad():
                 return outputs_data(self(self._to_input(xb), training=False))
-            parts = batch_split.run(
-                lambda sl: self(self._to_input(xb[sl]), training=False).data, slices
+        parts = None
+        pool = part_workers.pool_for(self, xb, slices)
+        if pool is not None:
+            parts = pool.predict(
+                self, lambda sl: self._predict_part(xb[sl]), xb, batch_split.runs(slices)
             )
+        if parts is None:
+            parts = batch_split.run(lambda sl: self._predict_part(xb[sl]), slices)
         return get_xp(parts[0]).concatenate(parts)
+
+    def _predict_part(self, xb):
+        """One part of a split batch's outputs, in inference."""
+        with no_grad():
+            return self(self._to_input(xb), training=False).data
 
     def test_step(self, xb, yb, sample_weight=None) -> float:
         slices = batch_split.parts(self, len(xb), training=False)

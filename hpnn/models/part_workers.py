@@ -4,7 +4,7 @@ Threads share one interpreter, and the Python side of every part's forward and
 backward pass (building the graph, calling each op) holds the GIL: two parts of 16
 samples of the reference CNN take 2.7 ms a step in two threads against 1.8 ms for
 one part alone and 1.85 ms in two processes (``benchmarks/split_contention.py``). So
-once a model has run ``WARM_STEPS`` split training steps, hpnn forks ``threads - 1``
+once a model has run ``WARM_STEPS`` split steps (training or predict), hpnn forks ``threads - 1``
 worker processes, each a copy of this process that serves parts of batches (the
 model, its loss and the compiled kernels are already there: nothing is rebuilt or
 loaded, and pages stay shared until written). In each step this process writes the
@@ -18,9 +18,10 @@ BLAS thread and ignores Ctrl-C (this process handles it); it exits when its pipe
 closes: when the model is collected, recompiled or changed (a layer frozen), or
 when this process ends.
 
-When (``HPNN_BATCH_PROCESSES``, default ``1``): a training step that the batch split
-cuts into parts (``hpnn.models.batch_split``) on one input array, on Linux (fork; on
-other systems the parts stay on threads); ``0`` keeps them on threads. A worker that
+When (``HPNN_BATCH_PROCESSES``, default ``1``): a training step or a ``predict`` batch
+that the batch split cuts into parts (``hpnn.models.batch_split``) on one input
+array, on Linux (fork; on other systems the parts stay on threads); ``0`` keeps them
+on threads. (``evaluate`` and validation keep their parts on threads.) A worker that
 fails is reported once as a warning and the parts go back to threads.
 """
 
@@ -139,7 +140,7 @@ def _signature(model) -> tuple:
     ones, and which train). A change (a new compile, a layer frozen) restarts them."""
     return (
         id(model.loss),
-        model._loss_scale,
+        getattr(model, "_loss_scale", 1.0),
         tuple((id(v), v.requires_grad) for v in model.weights),
     )
 
@@ -209,15 +210,16 @@ class _Worker:
             self.ready = self._reply("ready") == "ready"
         return self.ready
 
-    def send_parts(self, weights, parts) -> None:
-        """Ask for ``parts``: (x, y, sample weights or None, share) each."""
+    def send_parts(self, kind, weights, parts) -> None:
+        """Ask for ``parts`` of a ``kind`` ("train" or "predict") step: (arrays, share)
+        each, the arrays (x, y, sample weights or None) for training, (x,) to predict."""
         arrays = list(weights)
-        for x, y, w, _ in parts:
-            arrays += [x, y, w]
+        for data, _ in parts:
+            arrays += data
         descs, path = self.outbox.put(arrays)
         k = len(weights)
-        shares = [p[3] for p in parts]
-        self.send_conn.send(("train", path, descs[:k], descs[k:], shares))
+        shares = [share for _, share in parts]
+        self.send_conn.send((kind, path, descs[:k], descs[k:], shares))
 
     def _reply(self, expected):
         kind, payload = self.recv_conn.recv()
@@ -275,25 +277,30 @@ class Pool:
             return False
 
     def train(self, model, part, xb, yb, sample_weight, runs):
-        """The parts' results, ``runs[0]`` here and each further run in a worker; None
-        (the workers stopped, the parts must run on threads) on failure."""
+        """A training step's parts' results: ``runs[0]`` here, each further run in a
+        worker; None (the workers stopped, the parts must run on threads) on failure."""
+        n = len(xb)
+
+        def data(sl):
+            w = None if sample_weight is None else np.asarray(sample_weight[sl])
+            return (xb[sl], np.asarray(yb[sl]), w), (sl.stop - sl.start) / n
+
+        return self._run("train", model, part, data, runs)
+
+    def predict(self, model, part, xb, runs):
+        """The parts' outputs, as :meth:`train` (the workers' outputs come back as
+        (None, outputs, []))."""
+        out = self._run("predict", model, part, lambda sl: ((xb[sl],), None), runs)
+        return None if out is None else [r if i < len(runs[0]) else r[1] for i, r in enumerate(out)]
+
+    def _run(self, kind, model, part, data, runs):
         from hpnn.models import batch_split
 
-        n = len(xb)
         weights = [v.data for v in model.weights]
         asked = []
         try:
             for worker, run in zip(self.workers, runs[1:], strict=False):
-                data = [
-                    (
-                        xb[sl],
-                        np.asarray(yb[sl]),
-                        None if sample_weight is None else np.asarray(sample_weight[sl]),
-                        (sl.stop - sl.start) / n,
-                    )
-                    for sl in run
-                ]
-                worker.send_parts(weights, data)
+                worker.send_parts(kind, weights, [data(sl) for sl in run])
                 asked.append(worker)
         except (OSError, ValueError) as e:
             self._fail(e, asked)
@@ -375,15 +382,19 @@ def _serve(model, requests_fd: int, replies_fd: int) -> int:
         replies.send(("ready", None))
         while True:
             kind, path, weight_descs, data_descs, shares = requests.recv()
-            if kind != "train":
+            if kind not in ("train", "predict"):
                 raise ValueError(f"unknown message {kind!r}")
             inbox.remap(path)
             for v, desc in zip(model.weights, weight_descs, strict=True):
                 v.data[...] = inbox.get(desc)
             results = []
+            per = 3 if kind == "train" else 1
             for i, share in enumerate(shares):
-                x, y, w = (inbox.get(d) for d in data_descs[3 * i : 3 * i + 3])
-                results.append(model._train_part(x, y, w, share))
+                arrays = [inbox.get(d) for d in data_descs[per * i : per * i + per]]
+                if kind == "train":
+                    results.append(model._train_part(*arrays, share))
+                else:
+                    results.append((None, model._predict_part(arrays[0]), []))
             arrays = []
             for _, y_pred, grads in results:
                 arrays += [y_pred, *grads]

@@ -165,6 +165,30 @@ def test_an_error_in_a_step_leaves_the_workers_in_step(split, monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
+def test_predict_through_workers_gives_the_threads_outputs(split, monkeypatch):
+    monkeypatch.setenv("HPNN_BATCH_PROCESSES", "1")
+    model = cnn()
+    x, _, _ = data(40)
+    outs = [model.predict(x, batch_size=20, verbose=0) for _ in range(2)]  # 4 split batches
+    pool = model._part_pool
+    assert pool.workers and pool.ready(1) and split == []  # started by predict alone
+    calls = []
+    real = part_workers.Pool.predict
+
+    def spy(self, *args):
+        out = real(self, *args)
+        calls.append(out is not None)
+        return out
+
+    monkeypatch.setattr(part_workers.Pool, "predict", spy)
+    got = model.predict(x, batch_size=20, verbose=0)
+    assert calls == [True, True]
+    monkeypatch.setenv("HPNN_BATCH_PROCESSES", "0")
+    want = model.predict(x, batch_size=20, verbose=0)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(outs[0], want)
+
+
 def test_the_setting(monkeypatch):
     monkeypatch.setenv("HPNN_BATCH_PROCESSES", "maybe")
     with pytest.raises(ValueError, match="HPNN_BATCH_PROCESSES: expected 1 or 0"):
