@@ -83,7 +83,7 @@ class Outbox:
     """A growing shared-memory file this process writes arrays into."""
 
     def __init__(self):
-        self.mm, self.size, self.views = None, 0, {}
+        self.mm, self.size, self.views, self.path = None, 0, {}, None
 
     def put(self, arrays):
         """Write ``arrays`` (None kept as None); returns (their descriptions, the path of
@@ -105,13 +105,17 @@ class Outbox:
                 self.mm, self.size, self.views = mmap.mmap(fd, size), size, {}
             finally:
                 os.close(fd)
+            self.path = path  # the receiver unlinks it once mapped; close() if it could not
         for a, desc in zip(arrays, descs, strict=True):
             if a is not None:
                 _view(self.mm, self.views, desc)[...] = a
         return descs, path
 
     def close(self):
-        self.mm, self.views = None, {}
+        if self.path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+        self.mm, self.views, self.path = None, {}, None
 
 
 class Inbox:
@@ -128,7 +132,8 @@ class Inbox:
             self.mm, self.views = mmap.mmap(fd, os.fstat(fd).st_size), {}
         finally:
             os.close(fd)
-        os.unlink(path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
     def get(self, desc):
         """A view of an array written by the other side (valid until its next write)."""

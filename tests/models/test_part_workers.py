@@ -6,6 +6,7 @@ import gc
 import os
 import signal
 import subprocess
+import tempfile
 
 import numpy as np
 import pytest
@@ -95,6 +96,8 @@ def test_a_worker_that_dies_hands_back_to_threads(split, monkeypatch):
     with pytest.warns(RuntimeWarning, match="worker processes stopped"):
         logs += [model.train_on_batch(x, y, sample_weight=w, return_dict=True) for _ in range(4)]
     assert model._part_pool.failed and not model._part_pool.workers
+    shm = part_workers._shm_dir() or tempfile.gettempdir()
+    assert not [f for f in os.listdir(shm) if f.startswith("hpnn-parts-")]  # none left behind
     assert logs == logs_want
     for a, b in zip(model.get_weights(), want.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
