@@ -442,20 +442,33 @@ class Model(Layer):
         n = len(xb)
 
         def part(sl):
-            # the loss from the output tensor: a softmax output's loss reads its logits
             w = None if sample_weight is None else sample_weight[sl]
-            with collect_activity_penalties() as activity:
-                y_pred = self(self._to_input(xb[sl]), training=False)
-            loss = self._total_loss(yb[sl], y_pred, activity, w)
             share = (sl.stop - sl.start) / n if n else 1.0  # 1.0 for the whole batch: exact
-            return float(loss.item()) * share, outputs_data(y_pred)
+            return self._test_part(xb[sl], yb[sl], w, share)
 
-        with no_grad():
-            results = [part(slice(0, n))] if slices is None else batch_split.run(part, slices)
+        if slices is None:
+            results = [part(slice(0, n))]
+        else:
+            results = None
+            pool = part_workers.pool_for(self, xb, slices)
+            if pool is not None:
+                runs = batch_split.runs(slices)
+                results = pool.test(self, part, xb, yb, sample_weight, runs)
+            if results is None:
+                results = batch_split.run(part, slices)
         y_pred = results[0][1] if len(results) == 1 else np.concatenate([r[1] for r in results])
         for m in self.metrics:
             m.update_state(yb, y_pred, sample_weight)
         return sum(r[0] for r in results)
+
+    def _test_part(self, xb, yb, sample_weight, share):
+        """One part of a split batch in evaluation: ``share`` times its loss, its outputs."""
+        with no_grad():
+            # the loss from the output tensor: a softmax output's loss reads its logits
+            with collect_activity_penalties() as activity:
+                y_pred = self(self._to_input(xb), training=False)
+            loss = self._total_loss(yb, y_pred, activity, sample_weight)
+        return float(loss.item()) * share, outputs_data(y_pred)
 
     # -- fit ------------------------------------------------------------------------
     def fit(

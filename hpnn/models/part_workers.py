@@ -4,7 +4,7 @@ Threads share one interpreter, and the Python side of every part's forward and
 backward pass (building the graph, calling each op) holds the GIL: two parts of 16
 samples of the reference CNN take 2.7 ms a step in two threads against 1.8 ms for
 one part alone and 1.85 ms in two processes (``benchmarks/split_contention.py``). So
-once a model has run ``WARM_STEPS`` split steps (training or predict), hpnn forks ``threads - 1``
+once a model has run ``WARM_STEPS`` split steps (of any kind), hpnn forks ``threads - 1``
 worker processes, each a copy of this process that serves parts of batches (the
 model, its loss and the compiled kernels are already there: nothing is rebuilt or
 loaded, and pages stay shared until written). In each step this process writes the
@@ -18,10 +18,10 @@ BLAS thread and ignores Ctrl-C (this process handles it); it exits when its pipe
 closes: when the model is collected, recompiled or changed (a layer frozen), or
 when this process ends.
 
-When (``HPNN_BATCH_PROCESSES``, default ``1``): a training step or a ``predict`` batch
-that the batch split cuts into parts (``hpnn.models.batch_split``) on one input
-array, on Linux (fork; on other systems the parts stay on threads); ``0`` keeps them
-on threads. (``evaluate`` and validation keep their parts on threads.) A worker that
+When (``HPNN_BATCH_PROCESSES``, default ``1``): a training, evaluation (``evaluate``,
+validation) or ``predict`` batch that the batch split cuts into parts
+(``hpnn.models.batch_split``) on one input array, on Linux (fork; on other systems
+the parts stay on threads); ``0`` keeps them on threads. A worker that
 fails is reported once as a warning and the parts go back to threads.
 """
 
@@ -284,13 +284,13 @@ class Pool:
     def train(self, model, part, xb, yb, sample_weight, runs):
         """A training step's parts' results: ``runs[0]`` here, each further run in a
         worker; None (the workers stopped, the parts must run on threads) on failure."""
-        n = len(xb)
+        return self._run("train", model, part, _labelled(xb, yb, sample_weight), runs)
 
-        def data(sl):
-            w = None if sample_weight is None else np.asarray(sample_weight[sl])
-            return (xb[sl], np.asarray(yb[sl]), w), (sl.stop - sl.start) / n
-
-        return self._run("train", model, part, data, runs)
+    def test(self, model, part, xb, yb, sample_weight, runs):
+        """An evaluation step's parts' (loss, outputs), as :meth:`train`."""
+        data = _labelled(xb, yb, sample_weight)
+        out = self._run("test", model, part, data, runs)
+        return None if out is None else [r[:2] for r in out]
 
     def predict(self, model, part, xb, runs):
         """The parts' outputs, as :meth:`train` (the workers' outputs come back as
@@ -346,6 +346,17 @@ class Pool:
         self.workers = []
 
 
+def _labelled(xb, yb, sample_weight):
+    """Part ``sl``'s arrays (x, y, sample weights or None) and its share of the batch."""
+    n = len(xb)
+
+    def data(sl):
+        w = None if sample_weight is None else np.asarray(sample_weight[sl])
+        return (xb[sl], np.asarray(yb[sl]), w), (sl.stop - sl.start) / n
+
+    return data
+
+
 def _close_all(workers) -> None:
     for w in workers:
         w.close()
@@ -387,17 +398,19 @@ def _serve(model, requests_fd: int, replies_fd: int) -> int:
         replies.send(("ready", None))
         while True:
             kind, path, weight_descs, data_descs, shares = requests.recv()
-            if kind not in ("train", "predict"):
+            if kind not in ("train", "test", "predict"):
                 raise ValueError(f"unknown message {kind!r}")
             inbox.remap(path)
             for v, desc in zip(model.weights, weight_descs, strict=True):
                 v.data[...] = inbox.get(desc)
             results = []
-            per = 3 if kind == "train" else 1
+            per = 1 if kind == "predict" else 3
             for i, share in enumerate(shares):
                 arrays = [inbox.get(d) for d in data_descs[per * i : per * i + per]]
                 if kind == "train":
                     results.append(model._train_part(*arrays, share))
+                elif kind == "test":
+                    results.append((*model._test_part(*arrays, share), []))
                 else:
                     results.append((None, model._predict_part(arrays[0]), []))
             arrays = []

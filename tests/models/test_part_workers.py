@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import tempfile
+import time
 
 import numpy as np
 import pytest
@@ -61,11 +62,25 @@ def data(n=20, seed=1):
     return x, rng.integers(0, 3, n), rng.uniform(0.5, 2.0, n).astype(np.float32)
 
 
+def wait_ready(model, timeout=20.0):
+    """Wait until the model's worker says it is ready (its start takes a moment)."""
+    deadline = time.monotonic() + timeout
+    while not model._part_pool.ready(1):
+        assert time.monotonic() < deadline, "the worker never came up"
+        time.sleep(0.01)
+
+
 def train(monkeypatch, processes, steps=6, frozen=False):
+    """``steps`` training steps; with workers, the first WARM_STEPS on threads, then
+    (once the worker is up) the rest through it."""
     monkeypatch.setenv("HPNN_BATCH_PROCESSES", processes)
     model = cnn(frozen)
     x, y, w = data()
-    logs = [model.train_on_batch(x, y, sample_weight=w, return_dict=True) for _ in range(steps)]
+    logs = []
+    for step in range(steps):
+        if processes == "1" and step == part_workers.WARM_STEPS:
+            wait_ready(model)
+        logs.append(model.train_on_batch(x, y, sample_weight=w, return_dict=True))
     return model, logs
 
 
@@ -91,6 +106,7 @@ def test_a_worker_that_dies_hands_back_to_threads(split, monkeypatch):
     model = cnn()
     x, y, w = data()
     logs = [model.train_on_batch(x, y, sample_weight=w, return_dict=True) for _ in range(4)]
+    wait_ready(model)
     pid = model._part_pool.workers[0].pid
     os.kill(pid, signal.SIGKILL)
     with pytest.warns(RuntimeWarning, match="worker processes stopped"):
@@ -173,8 +189,8 @@ def test_predict_through_workers_gives_the_threads_outputs(split, monkeypatch):
     model = cnn()
     x, _, _ = data(40)
     outs = [model.predict(x, batch_size=20, verbose=0) for _ in range(2)]  # 4 split batches
-    pool = model._part_pool
-    assert pool.workers and pool.ready(1) and split == []  # started by predict alone
+    wait_ready(model)
+    assert split == []  # started by predict alone
     calls = []
     real = part_workers.Pool.predict
 
@@ -190,6 +206,26 @@ def test_predict_through_workers_gives_the_threads_outputs(split, monkeypatch):
     want = model.predict(x, batch_size=20, verbose=0)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(outs[0], want)
+
+
+def test_evaluate_through_workers_gives_the_threads_numbers(split, monkeypatch):
+    monkeypatch.setenv("HPNN_BATCH_PROCESSES", "1")
+    model, _ = train(monkeypatch, "1", steps=4)
+    x, y, w = data(40, seed=5)
+    calls = []
+    real = part_workers.Pool.test
+
+    def spy(self, *args):
+        out = real(self, *args)
+        calls.append(out is not None)
+        return out
+
+    monkeypatch.setattr(part_workers.Pool, "test", spy)
+    got = model.evaluate(x, y, sample_weight=w, batch_size=20, verbose=0, return_dict=True)
+    assert calls == [True, True]
+    monkeypatch.setenv("HPNN_BATCH_PROCESSES", "0")
+    want = model.evaluate(x, y, sample_weight=w, batch_size=20, verbose=0, return_dict=True)
+    assert got == want
 
 
 def test_the_setting(monkeypatch):
