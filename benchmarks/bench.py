@@ -254,7 +254,8 @@ def _proc_kib(pid, name: str, key: str) -> float | None:
 
 def _worker_pids(job) -> list[int]:
     """hpnn's batch-split worker processes (hpnn.models.part_workers) of this job's model."""
-    pool = job.extra.get("model", None).__dict__.get("_part_pool") if job.extra else None
+    model = job.extra.get("model") if job.extra else None
+    pool = vars(model).get("_part_pool") if model is not None else None
     return [w.pid for w in pool.workers] if pool is not None else []
 
 

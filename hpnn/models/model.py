@@ -387,12 +387,7 @@ class Model(Layer):
             w = None if sample_weight is None else sample_weight[sl]
             return self._train_part(xb[sl], yb[sl], w, (sl.stop - sl.start) / n)
 
-        results = None
-        pool = part_workers.pool_for(self, xb, slices)
-        if pool is not None:
-            results = pool.train(self, part, xb, yb, sample_weight, batch_split.runs(slices))
-        if results is None:
-            results = batch_split.run(part, slices)
+        results = part_workers.run_parts(self, "train", part, slices, xb, yb, sample_weight)
         total = []
         for per_part in zip(*(r[2] for r in results), strict=True):
             present = [g for g in per_part if g is not None]
@@ -422,14 +417,11 @@ class Model(Layer):
         if slices is None:
             with no_grad():
                 return outputs_data(self(self._to_input(xb), training=False))
-        parts = None
-        pool = part_workers.pool_for(self, xb, slices)
-        if pool is not None:
-            parts = pool.predict(
-                self, lambda sl: self._predict_part(xb[sl]), xb, batch_split.runs(slices)
-            )
-        if parts is None:
-            parts = batch_split.run(lambda sl: self._predict_part(xb[sl]), slices)
+
+        def part(sl):
+            return self._predict_part(xb[sl])
+
+        parts = part_workers.run_parts(self, "predict", part, slices, xb)
         return get_xp(parts[0]).concatenate(parts)
 
     def _predict_part(self, xb):
@@ -449,13 +441,7 @@ class Model(Layer):
         if slices is None:
             results = [part(slice(0, n))]
         else:
-            results = None
-            pool = part_workers.pool_for(self, xb, slices)
-            if pool is not None:
-                runs = batch_split.runs(slices)
-                results = pool.test(self, part, xb, yb, sample_weight, runs)
-            if results is None:
-                results = batch_split.run(part, slices)
+            results = part_workers.run_parts(self, "test", part, slices, xb, yb, sample_weight)
         y_pred = results[0][1] if len(results) == 1 else np.concatenate([r[1] for r in results])
         for m in self.metrics:
             m.update_state(yb, y_pred, sample_weight)

@@ -281,25 +281,21 @@ class Pool:
             self._fail(e)
             return False
 
-    def train(self, model, part, xb, yb, sample_weight, runs):
-        """A training step's parts' results: ``runs[0]`` here, each further run in a
-        worker; None (the workers stopped, the parts must run on threads) on failure."""
-        return self._run("train", model, part, _labelled(xb, yb, sample_weight), runs)
-
-    def test(self, model, part, xb, yb, sample_weight, runs):
-        """An evaluation step's parts' (loss, outputs), as :meth:`train`."""
-        data = _labelled(xb, yb, sample_weight)
-        out = self._run("test", model, part, data, runs)
-        return None if out is None else [r[:2] for r in out]
-
-    def predict(self, model, part, xb, runs):
-        """The parts' outputs, as :meth:`train` (the workers' outputs come back as
-        (None, outputs, []))."""
-        out = self._run("predict", model, part, lambda sl: ((xb[sl],), None), runs)
-        return None if out is None else [r if i < len(runs[0]) else r[1] for i, r in enumerate(out)]
-
-    def _run(self, kind, model, part, data, runs):
+    def run(self, kind, model, part, xb, yb, sample_weight, runs):
+        """The parts' results, as ``part`` gives them: ``runs[0]`` here, each further run
+        in a worker; None (the workers stopped, the parts must run on threads) on
+        failure. ``kind``: "train", "test" or "predict" (``yb``, ``sample_weight``
+        unused)."""
         from hpnn.models import batch_split
+
+        n = len(xb)
+
+        def data(sl):
+            """The part's arrays for a worker, and its share of the batch."""
+            if kind == "predict":
+                return (xb[sl],), None
+            w = None if sample_weight is None else np.asarray(sample_weight[sl])
+            return (xb[sl], np.asarray(yb[sl]), w), (sl.stop - sl.start) / n
 
         weights = [v.data for v in model.weights]
         asked = []
@@ -324,7 +320,10 @@ class Pool:
                 self._fail(error)
         if error is not None:
             return None
-        return first + [r for results in rest for r in results]
+        # a worker answers (loss, outputs, gradients) whatever the kind: keep what
+        # ``part`` itself returns
+        unpack = {"train": lambda r: r, "test": lambda r: r[:2], "predict": lambda r: r[1]}
+        return first + [unpack[kind](r) for results in rest for r in results]
 
     def _fail(self, error, asked=()) -> None:
         for w in asked:  # read what was asked of the others before they are closed
@@ -344,17 +343,6 @@ class Pool:
         if self._finalizer is not None:
             self._finalizer()
         self.workers = []
-
-
-def _labelled(xb, yb, sample_weight):
-    """Part ``sl``'s arrays (x, y, sample weights or None) and its share of the batch."""
-    n = len(xb)
-
-    def data(sl):
-        w = None if sample_weight is None else np.asarray(sample_weight[sl])
-        return (xb[sl], np.asarray(yb[sl]), w), (sl.stop - sl.start) / n
-
-    return data
 
 
 def _close_all(workers) -> None:
@@ -380,6 +368,19 @@ def pool_for(model, xb, slices):
     if pool.steps == WARM_STEPS:
         pool.start(model, slices.threads - 1)
     return pool if pool.ready(slices.threads - 1) else None
+
+
+def run_parts(model, kind, part, slices, xb, yb=None, sample_weight=None):
+    """``[part(sl) for sl in slices]`` for a split batch of ``kind`` ("train", "test"
+    or "predict"): in the model's worker processes once they are up (the same results),
+    else on threads (``batch_split.run``)."""
+    from hpnn.models import batch_split
+
+    results = None
+    pool = pool_for(model, xb, slices)
+    if pool is not None:
+        results = pool.run(kind, model, part, xb, yb, sample_weight, batch_split.runs(slices))
+    return results if results is not None else batch_split.run(part, slices)
 
 
 # -- the worker's side --------------------------------------------------------------------

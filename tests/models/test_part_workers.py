@@ -28,15 +28,22 @@ def split(monkeypatch):
     monkeypatch.setattr(batch_split, "MIN_PER_THREAD", 4)
     monkeypatch.setattr(batch_split, "MAX_PER_PART", 6)
     monkeypatch.setattr(part_workers, "WARM_STEPS", 2)
+    return spy_runs(monkeypatch, "train")
+
+
+def spy_runs(monkeypatch, kind):
+    """A list that gets, for each split batch of ``kind`` the worker pool is asked to
+    run, whether the workers ran it (True) or handed it back to threads (False)."""
     used = []
-    real = part_workers.Pool.train
+    real = part_workers.Pool.run
 
     def spy(self, *args):
         out = real(self, *args)
-        used.append(out is not None)
+        if args[0] == kind:
+            used.append(out is not None)
         return out
 
-    monkeypatch.setattr(part_workers.Pool, "train", spy)
+    monkeypatch.setattr(part_workers.Pool, "run", spy)
     return used
 
 
@@ -191,15 +198,7 @@ def test_predict_through_workers_gives_the_threads_outputs(split, monkeypatch):
     outs = [model.predict(x, batch_size=20, verbose=0) for _ in range(2)]  # 4 split batches
     wait_ready(model)
     assert split == []  # started by predict alone
-    calls = []
-    real = part_workers.Pool.predict
-
-    def spy(self, *args):
-        out = real(self, *args)
-        calls.append(out is not None)
-        return out
-
-    monkeypatch.setattr(part_workers.Pool, "predict", spy)
+    calls = spy_runs(monkeypatch, "predict")
     got = model.predict(x, batch_size=20, verbose=0)
     assert calls == [True, True]
     monkeypatch.setenv("HPNN_BATCH_PROCESSES", "0")
@@ -212,15 +211,7 @@ def test_evaluate_through_workers_gives_the_threads_numbers(split, monkeypatch):
     monkeypatch.setenv("HPNN_BATCH_PROCESSES", "1")
     model, _ = train(monkeypatch, "1", steps=4)
     x, y, w = data(40, seed=5)
-    calls = []
-    real = part_workers.Pool.test
-
-    def spy(self, *args):
-        out = real(self, *args)
-        calls.append(out is not None)
-        return out
-
-    monkeypatch.setattr(part_workers.Pool, "test", spy)
+    calls = spy_runs(monkeypatch, "test")
     got = model.evaluate(x, y, sample_weight=w, batch_size=20, verbose=0, return_dict=True)
     assert calls == [True, True]
     monkeypatch.setenv("HPNN_BATCH_PROCESSES", "0")

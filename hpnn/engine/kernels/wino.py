@@ -21,25 +21,33 @@ bt6, b6t = _inline(_w.bt6), _inline(_w.b6t)
 at6, a6t = _inline(_w.at6), _inline(_w.a6t)
 
 
+@_inline
+def _load_tile(src, n, y0, z0, tile):
+    """``tile`` (K, K, C) = ``src[n, y0 : y0 + K, z0 : z0 + K]``, zeros past its edge."""
+    _, h, w, c_ = src.shape
+    k = tile.shape[0]
+    zero = np.float32(0)
+    for r in range(k):
+        for s in range(k):
+            y, z = y0 + r, z0 + s
+            if y < h and z < w:
+                for c in range(c_):
+                    tile[r, s, c] = src[n, y, z, c]
+            else:
+                for c in range(c_):
+                    tile[r, s, c] = zero
+
+
 @_jit
 def input_transform(x, th, tw, v):
     """``v[(n, i, j), k, c]`` = ``(B^T d B)[k]`` of the 6x6 tile of ``x`` at (4i, 4j)."""
-    n_, h, w, c_ = x.shape
-    zero = np.float32(0)
+    n_, _, _, c_ = x.shape
     d = np.empty((6, 6, c_), dtype=np.float32)
     t = np.empty((6, 6, c_), dtype=np.float32)
     for n in range(n_):
         for i in range(th):
             for j in range(tw):
-                for r in range(6):
-                    for s in range(6):
-                        y, z = 4 * i + r, 4 * j + s
-                        if y < h and z < w:
-                            for c in range(c_):
-                                d[r, s, c] = x[n, y, z, c]
-                        else:
-                            for c in range(c_):
-                                d[r, s, c] = zero
+                _load_tile(x, n, 4 * i, 4 * j, d)
                 for s in range(6):  # columns first, as the NumPy code
                     for c in range(c_):
                         e0, e1, e2, e3, e4, e5 = bt6(
@@ -100,22 +108,13 @@ def output_transform(m, bias, has_bias, y):
 def output_grad_transform(gy, th, tw, dm):
     """``dm[tile, k, o]`` = ``(A g A^T)[k]`` of each 4x4 tile ``g`` of ``gy`` (zeros past
     its edge)."""
-    n_, oh, ow, o_ = gy.shape
-    zero = np.float32(0)
+    n_, _, _, o_ = gy.shape
     g = np.empty((4, 4, o_), dtype=np.float32)
     e = np.empty((6, 4, o_), dtype=np.float32)
     for n in range(n_):
         for i in range(th):
             for j in range(tw):
-                for u in range(4):
-                    for v in range(4):
-                        y, z = 4 * i + u, 4 * j + v
-                        if y < oh and z < ow:
-                            for c in range(o_):
-                                g[u, v, c] = gy[n, y, z, c]
-                        else:
-                            for c in range(o_):
-                                g[u, v, c] = zero
+                _load_tile(gy, n, 4 * i, 4 * j, g)
                 for v in range(4):
                     for c in range(o_):
                         f0, f1, f2, f3, f4, f5 = a6t(g[0, v, c], g[1, v, c], g[2, v, c], g[3, v, c])

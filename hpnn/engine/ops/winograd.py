@@ -39,6 +39,8 @@ import os
 
 import numpy as np
 
+from hpnn.engine import kernels
+
 F32 = np.float32
 TWO, FOUR, EIGHT = F32(2), F32(4), F32(8)
 TILE, M = 6, 4  # input tile 6x6 -> output tile 4x4
@@ -135,8 +137,6 @@ def applies(x, w, strides, dilation) -> bool:
     """3x3 kernel, stride 1, no dilation, float32 NumPy arrays, enough channels, and the
     compiled kernels available (without numba the NumPy transforms would cost more than
     the multiplies save)."""
-    from hpnn.engine import kernels
-
     return (
         w.shape[:2] == (3, 3)
         and tuple(strides) == (1, 1)
@@ -182,17 +182,22 @@ def _extended(a, rows, cols):
     return out
 
 
+def _transform_tiles(a, size, th, tw, fn, out):
+    """``out[n, i, j, p, q]`` = the 2-D transform ``fn`` (over columns, then rows) of the
+    ``size`` x ``size`` window of ``a`` (N, H, W, C) at (4i, 4j), zeros past its edge."""
+    ae = _extended(a, M * th + size - M, M * tw + size - M)
+    rows = [ae[:, r : r + M * th : M] for r in range(size)]  # (N, th, W', C) each
+    cols = [fn(*[rows[r][:, :, s : s + M * tw : M] for r in range(size)]) for s in range(size)]
+    for p in range(TILE):
+        for q, value in enumerate(fn(*[cols[s][p] for s in range(size)])):
+            out[:, :, :, p, q] = value
+
+
 def input_transform(x, th, tw, v):
     """``v[t, k, c]`` = ``(B^T d B)[k]`` of each 6x6 tile ``d`` of ``x`` (N, H, W, C)
     (tile ``t = (n, i, j)`` starts at row 4i, column 4j; zeros beyond the input)."""
     n, _, _, c = x.shape
-    xe = _extended(x, M * th + 2, M * tw + 2)
-    rows = [xe[:, r : r + M * th : M] for r in range(TILE)]  # (N, th, W', C) each
-    cols = [bt6(*[rows[r][:, :, s : s + M * tw : M] for r in range(TILE)]) for s in range(TILE)]
-    out = v.reshape(n, th, tw, TILE, TILE, c)
-    for a in range(TILE):
-        for b, value in enumerate(bt6(*[cols[s][a] for s in range(TILE)])):
-            out[:, :, :, a, b] = value
+    _transform_tiles(x, TILE, th, tw, bt6, v.reshape(n, th, tw, TILE, TILE, c))
 
 
 def output_transform(m, bias, y):
@@ -211,13 +216,7 @@ def output_transform(m, bias, y):
 def output_grad_transform(gy, th, tw, dm):
     """``dm[t, k, o]`` = ``(A dY A^T)[k]`` of each 4x4 tile of ``gy`` (N, OH, OW, O)."""
     n, _, _, o = gy.shape
-    ge = _extended(gy, M * th, M * tw)
-    rows = [ge[:, u::M] for u in range(M)]
-    cols = [a6t(*[rows[u][:, :, v::M] for u in range(M)]) for v in range(M)]  # [v][a]
-    out = dm.reshape(n, th, tw, TILE, TILE, o)
-    for a in range(TILE):
-        for b, value in enumerate(a6t(*[cols[v][a] for v in range(M)])):
-            out[:, :, :, a, b] = value
+    _transform_tiles(gy, M, th, tw, a6t, dm.reshape(n, th, tw, TILE, TILE, o))
 
 
 def input_grad_transform(dv, gx):
