@@ -206,7 +206,7 @@ def print_memory(res) -> None:
     print(
         "baseline = interpreter + framework import + data, read right before building the model"
         " (hpnn's includes numba and its compiled kernels when numba is installed: ~120 MiB)."
-        " hpnn's batch-split workers (forked copies, hpnn.models.part_workers) count in the"
+        " hpnn's batch-split workers (forked copies, hpnn.parallel.workers) count in the"
         " total with their own peaks, which include every page they share with the parent:"
         " an overcount; PSS (each shared page divided among its processes, all processes"
         " summed, at the end of the timed pass) is the memory the run takes from the machine"

@@ -10,7 +10,7 @@ import math
 
 from hpnn import schedules  # noqa: F401  (keras.optimizers.schedules)
 from hpnn.backend import get_xp
-from hpnn.engine import kernels
+from hpnn.engine import kernels, step_context
 from hpnn.engine.tensor import Tensor
 
 
@@ -128,7 +128,13 @@ class Optimizer:
     def apply(self, grads, variables) -> None:
         """Update ``variables`` in place from ``grads`` (arrays or Tensors). A gradient
         may also be a pair of arrays whose sum it is (added first, in that order, unless
-        the update can add them as it goes: Adam's compiled step)."""
+        the update can add them as it goes: Adam's compiled step).
+
+        In a part of a split step (``hpnn.engine.step_context``) the gradients go to
+        the placement, which adds every part's and then calls this once more."""
+        ctx = step_context.collector()
+        if ctx is not None and ctx.collect(self, grads, variables):
+            return
         pairs = [(g, v) for g, v in zip(grads, variables, strict=True) if g is not None]
         if not pairs:
             return

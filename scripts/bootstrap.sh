@@ -3,12 +3,12 @@
 # support, the Fashion-MNIST data set), a virtual environment in .venv, and hpnn
 # installed into it. Safe to run again: it skips what is already there.
 #
-#   bash scripts/bootstrap.sh          # hpnn with its compiled kernels (numba)
+#   bash scripts/bootstrap.sh          # hpnn (with its compiled kernels: numba)
 #   bash scripts/bootstrap.sh --test   # hpnn plus the test tools
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras="[jit]"
+extras=""
 [ "${1:-}" = "--test" ] && extras="[test]"
 
 python=${PYTHON:-python3}

@@ -16,15 +16,13 @@ every rank.
 from __future__ import annotations
 
 import contextlib
-import functools
-import operator
 
 import numpy as np
 
 from hpnn.backend import get_xp, to_numpy, xp_default
 from hpnn.distributed import shared
 from hpnn.engine.tensor import no_grad
-from hpnn.layers.base import collect_activity_penalties
+from hpnn.parallel import parts, split
 
 
 def local_slice(n_global: int, rank: int, size: int, per_rank: int) -> slice:
@@ -40,8 +38,12 @@ def even_shard(n: int, rank: int, size: int) -> slice:
     return slice(start, start + base + (rank < extra))
 
 
-def broadcast_state(model, comm) -> None:
-    """Copy rank 0's weights and optimizer state (slots, iterations) to every rank."""
+def broadcast_state(model, comm, generators=()) -> None:
+    """Copy rank 0's weights, optimizer state (slots, iterations) and the states of the
+    random ``generators`` (dropout and noise layers') to every rank: each rank then
+    draws the whole global batch's masks alike and takes its own rows."""
+    for g in generators:
+        g.bit_generator.state = comm.bcast_obj(g.bit_generator.state)
     variables = model.weights
     if model.optimizer is not None:
         model.optimizer.build(model.trainable_weights)
@@ -69,88 +71,104 @@ def prime_metrics(model) -> None:
             prime(shape[-1])
 
 
-def train_step(model, comm, xb, yb, n_global: int, wb=None) -> float:
-    """One synchronous step on this rank's shard (``wb``: its sample weights, or None);
-    returns the global batch mean loss."""
-    from hpnn.models.model import outputs_data  # (the models package imports this one)
+def run(step, kind, plan, comm, offset: int, total: int, x, y=None, w=None, census=None):
+    """One synchronous step on this rank's shard (``x``: samples ``offset`` to
+    ``offset + len(x)`` of a global batch of ``total``); returns the global batch's
+    loss. The step is whatever the model's ``train_step`` is: its gradients, handed to
+    ``optimizer.apply``, are summed over the ranks (and over the rank's own parts when
+    ``plan`` splits it across the cores) and applied once on every rank.
 
-    variables = model.trainable_weights
-    n_local = len(xb)
-    scale = n_local / n_global
-    metric_before = [m.state_vector() for m in model.metrics]
-    loss_value = 0.0
-    for v in variables:
-        v.grad = None
-    if n_local:
-        with collect_activity_penalties() as activity:
-            y_pred = model(model._to_input(xb), training=True)
-        # activity penalties are batch means, like the data loss: scaled the same way
-        data_loss = functools.reduce(operator.add, activity, model._data_loss(yb, y_pred, wb))
-        loss = data_loss * scale
-        loss_value = float(data_loss.item()) * n_local
-        for m in model.metrics:
-            m.update_state(yb, outputs_data(y_pred), wb)
+    ``census``: the first step's measure (``hpnn.parallel.census``), which then runs
+    it whole on this rank.
+    """
+    n = len(x)
+    metrics = step.metrics()
+
+    def outer(array):  # a sum over the batch (batch normalisation): over every rank
+        host = np.array(to_numpy(array), dtype=np.float64)
+        comm.allreduce_(host)
+        return get_xp(array).asarray(host.astype(array.dtype))
+
+    slices = split.parts(plan, n) if plan is not None and n and census is None else None
+    if slices is not None and kind == "train":
+        results = split.run(step, kind, plan, slices, x, y, w, where=(offset, total, outer))
     else:
-        loss = None
-    penalties = model._weight_penalties()
-    if penalties:
-        # Each rank adds 1/size of the penalty: the sum over ranks counts it once.
-        share = sum(penalties[1:], penalties[0]) * (1.0 / comm.size)
-        loss_value += float(share.item()) * n_global
-        loss = share if loss is None else loss + share
-    if loss is not None and loss.requires_grad:  # (not when no weight it reaches trains)
-        loss.backward()
-    sizes = [v.size for v in variables]
-    # each metric's running sums (a total and a count, or AUC's confusion counts) grew
-    # by this rank's batch: those increments are summed over the ranks
-    extras = [
-        loss_value,
-        *(
-            x
-            for m, b in zip(model.metrics, metric_before, strict=True)
-            for x in m.state_vector() - b
-        ),
-    ]
-    # the loss and metric sums, in float64
-    tail = np.asarray(extras, dtype=np.float64)
+        dummy = n == 0  # no sample here: take part in every sum with zeros
+        if dummy:
+            x, y, w = _placeholder(x), _placeholder(y), None if w is None else _placeholder(w)
+        shared = parts.StepShared(total, parts.Exchange(1, outer))
+        copies = plan.copies if plan is not None else parts.MetricCopies()
+        ctx = parts.PartContext(shared, 0, offset, n, True, copies.for_part(0, metrics))
+        ctx.dummy = dummy
+        if census is not None:
+            census.inner = ctx
+        results = [parts.run_part(step.fn(kind), kind, x, y, w, ctx, metrics, census)]
+        if dummy:
+            results[0].metric_states = []
+    if kind != "train":
+        return results  # (evaluation runs each rank's shard on its own: ``evaluate``)
+    loss, optimizer, variables, grads = parts.combine(results)
+    states = [np.zeros(len(m.state_vector())) for m in metrics]
+    for r in results:
+        for i, s in enumerate(r.metric_states):
+            states[i] = states[i] + s if len(s) == len(states[i]) else s
+    tail = np.asarray([loss * total, *(v for s in states for v in s)], dtype=np.float64)
+    if optimizer is None:  # no weight trains: the loss and metrics are still summed
+        comm.allreduce_(tail)
+    else:
+        tail = _reduce_and_apply(step, comm, optimizer, variables, grads, tail)
+    at = 1
+    for m, s in zip(metrics, states, strict=True):
+        m.set_state_vector(np.asarray(m.state_vector(), np.float64) + tail[at : at + len(s)])
+        at += len(s)
+    return float(tail[0]) / total
+
+
+def _placeholder(a):
+    """One sample of zeros shaped like the samples of ``a`` (a rank with none)."""
+    if a is None:
+        return None
+    if hasattr(a, "arrays"):  # several inputs
+        return type(a)([np.zeros((1, *b.shape[1:]), b.dtype) for b in a.arrays])
+    return np.zeros((1, *a.shape[1:]), a.dtype)
+
+
+def _reduce_and_apply(step, comm, optimizer, variables, grads, tail):
+    """The gradients summed over the ranks and applied; ``tail`` (the loss and metric
+    sums, float64) summed along with them."""
+    model = step.model
     node = model.__dict__.get("_dp_shared")
     if node is not None and not node.matches(variables):  # the trainable set changed
         node.close()
         node = shared.SharedTraining(model, comm) if shared.usable(model, comm) else None
         model.__dict__["_dp_shared"] = node
     if node is not None:
-        tail = node.reduce_and_apply(tail)
-    else:
-        comm.allreduce_(tail)
-        _allreduce_and_apply(model, comm, variables, sizes)
-    for v in variables:
-        v.grad = None
-    offset = 1
-    for m, before in zip(model.metrics, metric_before, strict=True):
-        m.set_state_vector(before + tail[offset : offset + len(before)])
-        offset += len(before)
-    return float(tail[0]) / n_global
+        return node.reduce_and_apply(tail, grads)
+    comm.allreduce_(tail)
+    _allreduce_and_apply(optimizer, comm, variables, grads)
+    return tail
 
 
-def _allreduce_and_apply(model, comm, variables, sizes) -> None:
+def _allreduce_and_apply(optimizer, comm, variables, grads) -> None:
     """Sum the flat gradients over all ranks; every rank runs the whole optimizer step."""
+    sizes = [v.size for v in variables]
     gsum = comm.gradient_sum(sum(sizes), np.float64 if _any64(variables) else np.float32)
     buf = gsum.slot
     offset = 0
-    for v, n in zip(variables, sizes, strict=True):
-        if v.grad is not None:
-            buf[offset : offset + n] = to_numpy(v.grad).ravel()
+    for g, n in zip(grads, sizes, strict=True):
+        if g is not None:
+            buf[offset : offset + n] = to_numpy(g).ravel()
         else:
             buf[offset : offset + n] = 0
         offset += n
     total = gsum.reduce()
-    grads, offset = [], 0
+    out, offset = [], 0
     xp = xp_default()
     for v, n in zip(variables, sizes, strict=True):
-        grads.append(xp.asarray(total[offset : offset + n].reshape(v.shape)))
+        out.append(xp.asarray(total[offset : offset + n].reshape(v.shape)))
         offset += n
     with no_grad():
-        model.optimizer.apply(grads, variables)
+        optimizer.apply(out, variables)
 
 
 @contextlib.contextmanager
@@ -194,7 +212,7 @@ def evaluate(model, comm, x, y, batch_size: int, cb=None, w=None) -> dict:
         if cb is not None:
             cb.on_test_batch_begin(step)
         wb = () if ws is None else (ws[start : start + batch_size],)
-        total += model.test_step(xb, yb, *wb) * len(xb)
+        total += model._run_step("test", xb, yb, *wb) * len(xb)
         if cb is not None:
             cb.on_test_batch_end(step, {"loss": total / (start + len(xb))})
     buf = np.array([total, *[v for m in model.metrics for v in m.state_vector()]], np.float64)

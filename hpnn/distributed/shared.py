@@ -239,8 +239,9 @@ class SharedTraining:
     def matches(self, variables) -> bool:
         return [id(v) for v in variables] == self.ids
 
-    def reduce_and_apply(self, tail: np.ndarray) -> np.ndarray:
-        """Steps 1-3 of the module's step, after this rank's backward pass. ``tail``
+    def reduce_and_apply(self, tail: np.ndarray, grads) -> np.ndarray:
+        """Steps 1-3 of the module's step, after this rank's backward pass (``grads``:
+        this rank's gradient of each variable, or None). ``tail``
         (float64: the loss and metric sums) rides along; returns its sum over all ranks,
         added in the same order on every rank."""
         comm, me = self.comm, self.comm.local_rank
@@ -254,31 +255,31 @@ class SharedTraining:
             dst = slots[me][i]
             if v.ndim == 0:  # a scalar: whole, owned or not
                 if a == b:
-                    dst[...] = 0 if v.grad is None else v.grad
+                    dst[...] = 0 if grads[i] is None else grads[i]
                 continue
             for lo, hi in ((0, a), (b, v.shape[0])):  # the rows others own
                 if hi > lo:
-                    dst[lo:hi] = 0 if v.grad is None else v.grad[lo:hi]
+                    dst[lo:hi] = 0 if grads[i] is None else grads[i][lo:hi]
         self._fence()
         others = [slots[k] for k in range(comm.local_size) if k != me]
         cross = comm.cross
         many_nodes = cross is not None and cross.Get_size() > 1
-        grads = []
+        owned = []
         for (i, a, b), out in zip(self.mine, self.packed, strict=True):
-            g = self.variables[i].grad
+            g = grads[i]
             theirs = [_rows(other[i], a, b) for other in others]
             parts = theirs if g is None else [_rows(g, a, b), *theirs]
             if len(parts) == 2 and not many_nodes:
-                grads.append(tuple(parts))  # the optimizer adds them (Adam: as it updates)
+                owned.append(tuple(parts))  # the optimizer adds them (Adam: as it updates)
             else:
-                grads.append(_sum_into(out, parts))
+                owned.append(_sum_into(out, parts))
         total = _sum_into(np.empty_like(tail), tails)
         if many_nodes:
             for out in [*self.packed, total]:
                 cross.Allreduce(comm.MPI.IN_PLACE, out, op=comm.MPI.SUM)
         if self.pieces:
             with no_grad():
-                self.optimizer.apply(grads, self.pieces)
+                self.optimizer.apply(owned, self.pieces)
         else:  # nothing owned: the step still counts (schedules, bias correction)
             self.optimizer.iterations += 1
         self._fence()

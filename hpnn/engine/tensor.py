@@ -15,6 +15,7 @@ import threading
 import numpy as np
 
 from hpnn.backend import floatx, get_xp, to_numpy, xp_default
+from hpnn.engine import step_context
 
 _seq = itertools.count(1)
 
@@ -171,7 +172,9 @@ class Tensor:
                     "backward() without a gradient needs a one-element tensor. "
                     f"Received: shape={self.shape}"
                 )
-            grad = get_xp(self.data).ones_like(self.data)
+            # a part of a split step seeds with its share of the batch: the part's loss
+            # is its own mean, and every gradient below becomes the whole batch mean's
+            grad = get_xp(self.data).full_like(self.data, step_context.current().share)
         else:
             # A copy: the caller's array must not become (and be mutated as) a leaf's .grad.
             grad = get_xp(self.data).array(_as_array(grad, self.dtype), copy=True)
@@ -282,6 +285,11 @@ def as_tensor(value, dtype=None) -> Tensor:
     return Tensor(_as_array(value, dtype))
 
 
+# Set by ``hpnn.parallel.census`` while it takes a step's measure: called with every op,
+# its inputs and output (on the one thread that runs that step).
+census = None
+
+
 class Function:
     """Base of every differentiable op: subclass and write ``forward`` and ``backward``.
 
@@ -303,6 +311,8 @@ class Function:
             tuple(t.requires_grad for t in tensors) if record else (False,) * len(tensors)
         )
         y = self.forward(*(t.data for t in tensors))
+        if census is not None:
+            census(self, tensors, y)
         xp = get_xp(y)
         # A full reduction returns a NumPy scalar: keep its dtype (float64 stays float64).
         out = Tensor(y if isinstance(y, xp.ndarray) else xp.asarray(y))
@@ -389,7 +399,8 @@ def gradients(loss: Tensor, leaves, scale: float = 1.0) -> list:
             f"gradient. Received: shape={loss.shape}, requires_grad={loss.requires_grad}"
         )
     sink: dict = {}
-    run_backward(loss, get_xp(loss.data).full_like(loss.data, scale), sink=sink)
+    share = step_context.current().share  # (see Tensor.backward)
+    run_backward(loss, get_xp(loss.data).full_like(loss.data, scale * share), sink=sink)
     return [sink.get(id(v)) for v in leaves]
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from hpnn.backend import to_numpy, xp_default
+from hpnn.engine import step_context
 from hpnn.engine.tensor import Tensor
+
+_grad_slot = Tensor.grad  # the slot that holds a Tensor's .grad
 
 
 class Variable(Tensor):
@@ -34,6 +37,21 @@ class Variable(Tensor):
     @property
     def value(self):
         return self.data
+
+    # In a part of a split step (``hpnn.engine.step_context``) each part has its own
+    # .grad of every weight: the parts' threads share the Variable objects.
+    @property
+    def grad(self):
+        sink = step_context.grad_sink()
+        return _grad_slot.__get__(self) if sink is None else sink.get(id(self))
+
+    @grad.setter
+    def grad(self, value):
+        sink = step_context.grad_sink()
+        if sink is None:
+            _grad_slot.__set__(self, value)
+        else:
+            sink[id(self)] = value
 
     def assign(self, value) -> None:
         """Copy ``value`` into the variable in place (shape must match)."""

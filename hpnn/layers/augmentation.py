@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from hpnn.backend import get_xp
+from hpnn.engine import step_context
 from hpnn.engine.tensor import Tensor
 from hpnn.layers import image_transform as it
 from hpnn.layers.base import Layer
@@ -75,7 +76,8 @@ class _Augmentation(Layer):
         return Tensor(self._augment(data))
 
     def _uniform(self, lower, upper, n, xp):
-        return xp.asarray(self._rng.uniform(lower, upper, size=n))
+        draw = step_context.batch_random(self._rng, lambda r, m: r.uniform(lower, upper, m), n)
+        return xp.asarray(draw)
 
     def get_config(self):
         return {**super().get_config(), "seed": self.seed}
@@ -127,12 +129,15 @@ class RandomFlip(_Augmentation):
         xp = get_xp(x)
         n = len(x)
         if self.mode != "vertical":
-            flip = xp.asarray(self._rng.random(n) < 0.5)[:, None, None, None]
+            flip = xp.asarray(self._coin(n))[:, None, None, None]
             x = xp.where(flip, x[:, :, ::-1], x)
         if self.mode != "horizontal":
-            flip = xp.asarray(self._rng.random(n) < 0.5)[:, None, None, None]
+            flip = xp.asarray(self._coin(n))[:, None, None, None]
             x = xp.where(flip, x[:, ::-1], x)
         return x
+
+    def _coin(self, n):
+        return step_context.batch_random(self._rng, lambda r, m: r.random(m) < 0.5, n)
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}
@@ -315,12 +320,22 @@ class GaussianNoise(_Augmentation):
     def call(self, x, training=False):
         if not training or self.stddev == 0:
             return x
-        noise = self._rng.standard_normal(x.shape, dtype=np.float32) * np.float32(self.stddev)
+        noise = _normal(self._rng, x.shape) * np.float32(self.stddev)
         xp = get_xp(x.data)
         return x + Tensor(xp.asarray(noise, dtype=x.dtype if x.dtype.kind == "f" else self.dtype))
 
     def get_config(self):
         return {**super().get_config(), "stddev": self.stddev}
+
+
+def _normal(rng, shape):
+    """Standard normal float32 noise of ``shape``, drawn for the whole batch."""
+    rest = tuple(shape[1:])
+
+    def draw(r, n):
+        return r.standard_normal((n, *rest), dtype=np.float32)
+
+    return step_context.batch_random(rng, draw, shape[0])
 
 
 class GaussianDropout(Layer):
@@ -339,7 +354,7 @@ class GaussianDropout(Layer):
         if not training or self.rate == 0:
             return x
         std = np.float32(np.sqrt(self.rate / (1.0 - self.rate)))
-        noise = self._rng.standard_normal(x.shape, dtype=np.float32) * std + np.float32(1.0)
+        noise = _normal(self._rng, x.shape) * std + np.float32(1.0)
         xp = get_xp(x.data)
         return x * xp.asarray(noise, dtype=x.dtype if x.dtype.kind == "f" else self.dtype)
 

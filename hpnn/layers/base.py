@@ -637,6 +637,18 @@ def random_generators(layer) -> list:
     return found
 
 
+def walk_layers(layer) -> list:
+    """``layer`` and every layer inside it, each once, in a fixed order."""
+    return list(_walk(layer))
+
+
+def current_activity(layer) -> list:
+    """The activity penalties collected so far in this thread's
+    ``collect_activity_penalties`` block, else those of ``layer``'s latest call."""
+    collecting = _collector.active
+    return list(collecting) if collecting is not None else activity_losses(layer)
+
+
 def activity_losses(layer) -> list:
     """The activity penalties of the latest call of ``layer`` and the layers inside it."""
     return [p for obj in _walk(layer) for p in getattr(obj, "_activity_losses", ())]

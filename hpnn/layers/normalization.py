@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hpnn import constraints, regularizers
-from hpnn.engine import ops
+from hpnn.engine import ops, step_context
 from hpnn.layers.base import Layer
 
 
@@ -139,6 +139,8 @@ class BatchNormalization(Layer):
         y, mean, var = ops.batch_norm(
             x, self.gamma, self.beta, self.axis, self.epsilon, return_stats=True
         )
+        if not step_context.is_leader():
+            return y  # the whole batch's statistics: one part of a split step updates
         rest = 1.0 - self.momentum
         for moving, batch in ((self.moving_mean, mean), (self.moving_variance, var)):
             moving.data *= self.momentum

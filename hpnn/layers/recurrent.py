@@ -8,6 +8,7 @@ import numpy as np
 
 from hpnn import activations, constraints, initializers, regularizers
 from hpnn.backend import get_xp
+from hpnn.engine import step_context
 from hpnn.engine.ops.recurrent import gru, lstm, simple_rnn
 from hpnn.engine.ops.recurrent_base import ACTIVATIONS
 from hpnn.engine.tensor import Tensor, _as_array
@@ -168,7 +169,8 @@ class _RNN(Layer):
         if training and self.dropout:
             # Keras: one dropout mask per sequence, the same at every step
             keep = 1.0 - self.dropout
-            u = self._rng.random((x.shape[0], 1, x.shape[2]))
+            f = x.shape[2]
+            u = step_context.batch_random(self._rng, lambda r, n: r.random((n, 1, f)), x.shape[0])
             drop = ((u < keep) / keep).astype(x.dtype)
             x = x * Tensor(get_xp(x.data).asarray(drop))
         rec_mask = None
@@ -176,7 +178,10 @@ class _RNN(Layer):
             # Keras: one mask of the previous state per gate and sequence, the same at
             # every step, scaled by 1 / keep
             keep = 1.0 - self.recurrent_dropout
-            u = self._rng.random((self.gates, x.shape[0], self.units))
+            g, units = self.gates, self.units
+            u = step_context.batch_random(
+                self._rng, lambda r, n: r.random((g, n, units)), x.shape[0], axis=1
+            )
             rec_mask = get_xp(x.data).asarray(((u < keep) / keep).astype(x.dtype))
         return self._run(x, states, mask, rec_mask)
 

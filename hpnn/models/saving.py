@@ -16,8 +16,8 @@ from hpnn import optimizers as optimizers_mod
 from hpnn.backend import to_numpy
 from hpnn.io.archive import ArchiveError, read_archive, write_archive
 from hpnn.layers.core import InputLayer
-from hpnn.models.multi_output import MultiOutputLoss
 from hpnn.models.sequential import Sequential
+from hpnn.training.multi_output import MultiOutputLoss
 
 KIND_MODEL, KIND_WEIGHTS = "model", "weights"
 

@@ -185,6 +185,64 @@ def tiny(ranks=None):
 TRAIN_MODES = ("weighted", "freeze", "clipped", "clipnorm", "constrained")
 
 
+class HalfStep(hpnn.Sequential):
+    """A user's own train_step, written with the engine: half the gradient, and a count
+    of its calls (it must run on every rank and in every part of a split batch)."""
+
+    calls = 0
+
+    def train_step(self, x, y, sample_weight=None):
+        type(self).calls += 1
+        y_pred = self(x, training=True)
+        loss = self.compute_loss(x, y, y_pred, sample_weight)
+        variables = self.trainable_weights
+        for v in variables:
+            v.grad = None
+        loss.backward()
+        grads = [None if v.grad is None else v.grad * 0.5 for v in variables]
+        self.optimizer.apply(grads, variables)
+        self.compute_metrics(x, y, y_pred, sample_weight)
+        return float(loss.item())
+
+
+def coupled(batch_size, out=None, subclass=False):
+    """Batch normalisation, dropout and a custom layer (and, with ``subclass``, a custom
+    train_step): the samples of a batch are coupled, yet one process, a split batch,
+    MPI ranks and a split on every rank must all train to the same weights."""
+    from hpnn.parallel import split
+
+    split.MIN_PER_PART = 4  # (so that batches of 8 split into parts here)
+    hpnn.utils.set_random_seed(3)
+    cls = HalfStep if subclass else hpnn.Sequential
+    model = cls(
+        [
+            hpnn.Input(shape=(8, 8, 1)),
+            # no bias before the normalisation: its true gradient is 0, so Adam would
+            # walk it by the rounding noise alone, differently in each placement
+            layers.Conv2D(4, 3, use_bias=False),
+            layers.BatchNormalization(momentum=0.8),
+            layers.ReLU(),
+            Scale(),
+            layers.Flatten(),
+            layers.Dropout(0.3),
+            layers.Dense(3, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer=hpnn.optimizers.Adam(0.01), loss="categorical_crossentropy",
+                  metrics=["accuracy"])
+    x, y = data(203, 0)
+    hist = model.fit(x, y, batch_size=batch_size, epochs=2, verbose=0)
+    result = {f"w{i}": w for i, w in enumerate(model.get_weights())}
+    result.update({f"h_{k}": np.array(v) for k, v in hist.history.items()})
+    result["calls"] = np.array(HalfStep.calls)
+    if out is not None:
+        calls = hpnn.distributed.get_comm().bcast_obj(HalfStep.calls, root=1)
+        result["calls_rank1"] = np.array(calls)
+        if hpnn.distributed.is_chief():
+            np.savez(out, **result)
+    return result
+
+
 def flags(mode):
     """``train(**flags(mode))``: ``"freeze+clipnorm"`` -> ``freeze=True, clipnorm=True``."""
     return {} if mode == "train" else dict.fromkeys(mode.split("+"), True)
@@ -206,6 +264,8 @@ if __name__ == "__main__":
         hpnn.distributed.init(hpnn.distributed.MPIComm(node_comm=node))
     if mode == "train" or mode.split("+")[0] in TRAIN_MODES:
         train(8, out, **flags(mode))
+    elif mode in ("coupled", "subclass"):
+        coupled(8, out, subclass=mode == "subclass")
     elif mode == "tiny":  # fewer samples than ranks: a rank with nothing to do
         np.savez(out, **tiny())
     elif mode == "raise":

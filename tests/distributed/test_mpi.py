@@ -65,7 +65,8 @@ def test_no_mpi_import_without_launch():
 
 
 def _mpiexec():
-    exe = shutil.which("mpiexec")
+    # the venv's own (pip's mpich) when its bin/ is not on PATH
+    exe = shutil.which("mpiexec") or shutil.which("mpiexec", path=str(Path(sys.executable).parent))
     try:
         import mpi4py  # noqa: F401
     except ImportError:
@@ -137,6 +138,48 @@ def test_ranks_equal_one_process_with_the_global_batch(tmp_path, mode, path):
             np.testing.assert_allclose(many[k], one[k], rtol=1e-4, atol=1e-5, err_msg=k)
         else:  # losses and metrics: exact sums over all samples, no duplicates
             np.testing.assert_allclose(many[k], one[k], rtol=1e-4, atol=1e-6, err_msg=k)
+
+
+def _coupled_in_process(monkeypatch, threads, subclass=False):
+    monkeypatch.setenv("HPNN_BATCH_THREADS", threads)
+    monkeypatch.setenv("HPNN_BATCH_PROCESSES", "0")
+    from hpnn.parallel import split
+
+    monkeypatch.setattr(split, "MIN_PER_PART", 4)
+    mpi_worker.HalfStep.calls = 0
+    return mpi_worker.coupled(16, subclass=subclass)
+
+
+@pytest.mark.parametrize("mode", ["coupled", "subclass"])
+def test_coupled_samples_train_alike_in_every_placement(tmp_path, monkeypatch, mode):
+    """BatchNormalization, Dropout and a custom layer (and a subclass's own train_step):
+    one process, the batch split across threads, two MPI ranks and two ranks each
+    splitting their shard give the same weights and losses."""
+    pytest.importorskip("threadpoolctl")
+    subclass = mode == "subclass"
+    whole = _coupled_in_process(monkeypatch, "0", subclass)
+    split_ = _coupled_in_process(monkeypatch, "2", subclass)
+    if subclass:  # the override ran for every batch (of 26), in each part when split
+        assert whole["calls"] == 26
+        assert split_["calls"] > 40
+    runs = {"one process, split": split_}
+    for threads in ("0", "2"):
+        out = tmp_path / f"{mode}-{threads}.npz"
+        proc = _run(mode, out, timeout=300, HPNN_BATCH_THREADS=threads)
+        assert proc.returncode == 0, proc.stderr
+        many = dict(np.load(out))
+        if subclass:  # on each rank: once a step, or once a part
+            calls = (many.pop("calls"), many.pop("calls_rank1"))
+            assert all(c == 26 if threads == "0" else c > 40 for c in calls), calls
+        else:
+            many.pop("calls"), many.pop("calls_rank1")
+        runs[f"2 ranks, HPNN_BATCH_THREADS={threads}"] = many
+    whole.pop("calls")
+    for name, run in runs.items():
+        run.pop("calls", None)
+        assert run.keys() == whole.keys(), name
+        for k in whole:
+            np.testing.assert_allclose(run[k], whole[k], rtol=1e-4, atol=1e-5, err_msg=name + k)
 
 
 def test_metrics_sized_by_the_data_with_more_ranks_than_samples(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 import hpnn
 from hpnn import layers
 from hpnn.engine import Tensor
-from hpnn.models import batch_split
+from hpnn.parallel import split
 from hpnn.testing import check_grad
 
 X = np.random.default_rng(0).uniform(0.1, 2.0, (3, 4, 5)) * np.random.default_rng(1).choice(
@@ -95,4 +95,4 @@ def test_a_model_of_them_trains_saves_loads_and_splits(tmp_path, monkeypatch):
     loaded = hpnn.models.load_model(tmp_path / "m.hpnn")
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
     monkeypatch.setenv("HPNN_BATCH_THREADS", "2")
-    assert batch_split.parts(model, 2 * batch_split.MIN_PER_THREAD, training=True) is not None
+    assert split.parts(model._plans["train"], 2 * split.MIN_PER_PART) is not None

@@ -122,18 +122,24 @@ def test_recurrent_dropout_only_in_training(cls):
     assert cls.from_config(layer.get_config()).recurrent_dropout == 0.5
 
 
-def test_recurrent_dropout_trains_and_is_not_split():
-    from hpnn.models import batch_split
-
-    hpnn.utils.set_random_seed(0)
-    model = hpnn.Sequential([hpnn.Input((T, F)), layers.LSTM(U, recurrent_dropout=0.3)])
-    model.add(layers.Dense(2, activation="softmax"))
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+@pytest.mark.parametrize("kind", ["dropout", "recurrent_dropout"])
+def test_recurrent_dropout_trains_the_same_split(kind, monkeypatch):
+    """The masks are drawn for the whole batch: split into parts, the same weights."""
+    pytest.importorskip("threadpoolctl")
     x, y = rand(64, T, F).astype(np.float32), np.arange(64) % 2
-    history = model.fit(x, y, epochs=3, batch_size=16, verbose=0)
-    assert np.isfinite(history.history["loss"]).all()
-    assert batch_split._min_part(model, training=True) is None  # random masks
-    assert batch_split._min_part(model, training=False) is not None
+    weights = []
+    for threads in ("0", "2"):
+        monkeypatch.setenv("HPNN_BATCH_THREADS", threads)
+        monkeypatch.setenv("HPNN_BATCH_PROCESSES", "0")
+        hpnn.utils.set_random_seed(0)
+        model = hpnn.Sequential([hpnn.Input((T, F)), layers.LSTM(U, **{kind: 0.3})])
+        model.add(layers.Dense(2, activation="softmax"))
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        history = model.fit(x, y, epochs=3, batch_size=32, verbose=0)
+        assert np.isfinite(history.history["loss"]).all()
+        weights.append(model.get_weights())
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_config_round_trip():

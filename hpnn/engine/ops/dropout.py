@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hpnn.engine import step_context
 from hpnn.engine.tensor import Function, Tensor
 
 
@@ -12,8 +13,16 @@ class Dropout(Function):
     def forward(self, x):
         keep = 1.0 - self.rate
         shape = x.shape if self.noise_shape is None else self.noise_shape
-        # Draw on the host generator so runs are reproducible on every backend.
-        u = self.rng.random(shape, dtype="float64" if x.dtype == "float64" else "float32")
+        dtype = "float64" if x.dtype == "float64" else "float32"
+        # Drawn on the host generator so runs are reproducible on every backend, and for
+        # the whole batch when a mask row is a sample's (a split step takes its rows).
+        if shape[0] == 1 and x.shape[0] != 1:
+            u = self.rng.random(shape, dtype=dtype)  # one mask row for every sample
+        else:
+            rest = tuple(shape[1:])
+            u = step_context.batch_random(
+                self.rng, lambda rng, n: rng.random((n, *rest), dtype=dtype), shape[0]
+            )
         mask = (u < keep).astype(x.dtype)
         mask *= x.dtype.type(1.0 / keep)
         if type(mask) is not type(x):  # pragma: no cover - GPU arrays

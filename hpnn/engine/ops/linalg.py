@@ -7,6 +7,10 @@ from hpnn.engine.tensor import Function, Tensor
 
 
 class MatMul(Function):
+    def flops(self, xs, y) -> int:
+        """Multiply-adds of the forward pass, times 2 (``hpnn.parallel``'s cost model)."""
+        return 2 * y.size * xs[0].shape[-1]
+
     def forward(self, a, b):
         self.a, self.b = a, b
         return a @ b
@@ -32,6 +36,9 @@ class MatMul(Function):
 
 class Linear(Function):
     """``x @ W + b`` for ``x`` of shape ``(..., in)``, ``W`` ``(in, out)``, ``b`` ``(out,)``."""
+
+    def flops(self, xs, y) -> int:
+        return 2 * y.size * xs[1].shape[0]
 
     def forward(self, x, w, b=None):
         self.x, self.w = x, w

@@ -10,6 +10,7 @@ sample and shares ``gamma``/``beta`` across the batch.
 from __future__ import annotations
 
 from hpnn.backend import get_xp
+from hpnn.engine import step_context
 from hpnn.engine.tensor import Function, Tensor
 
 
@@ -26,6 +27,25 @@ class _Normalize(Function):
         self.epsilon, self.scale, self.center = epsilon, scale, center
         self.fixed = (mean, var) if mean is not None else None
 
+    def _mean(self, a, x, b=None):
+        """The mean of ``a`` (and of ``b``) over the statistics' axes. Over the batch
+        axis (batch normalisation) it is the whole batch's mean: the parts of a split
+        step add their sums (``step_context.batch_sum``), one exchange for both."""
+        if 0 not in self.stat_axes:
+            vals = (a,) if b is None else (a, b)
+            means = [v.mean(axis=self.stat_axes, keepdims=True, dtype=x.dtype) for v in vals]
+            return means[0] if b is None else means
+        sums = a.sum(axis=self.stat_axes, keepdims=True, dtype=x.dtype)
+        if b is not None:
+            more = b.sum(axis=self.stat_axes, keepdims=True, dtype=x.dtype)
+            sums = get_xp(x).concatenate([sums, more])
+        sums = step_context.batch_sum(sums)
+        count = step_context.batch_size(x.shape[0])
+        for i in self.stat_axes[1:]:
+            count *= x.shape[i]
+        sums = sums / x.dtype.type(count)
+        return sums if b is None else (sums[:1], sums[1:])
+
     def _param(self, p, x):
         """A parameter of the kept axes' shape, reshaped to broadcast against ``x``."""
         shape = [1 if i in self.param_axes else n for i, n in enumerate(x.shape)]
@@ -36,9 +56,9 @@ class _Normalize(Function):
         gamma = self._param(params[0], x) if self.scale else None
         beta = self._param(params[-1], x) if self.center else None
         if self.fixed is None:
-            mean = x.mean(axis=self.stat_axes, keepdims=True, dtype=x.dtype)
+            mean = self._mean(x, x)
             xhat = x - mean
-            var = xp.square(xhat).mean(axis=self.stat_axes, keepdims=True, dtype=x.dtype)
+            var = self._mean(xp.square(xhat), x)
             self.batch_mean, self.batch_var = mean, var
         else:
             mean, var = (self._param(xp.asarray(a, dtype=x.dtype), x) for a in self.fixed)
@@ -66,8 +86,7 @@ class _Normalize(Function):
             g = gy * gamma if gamma is not None else gy
             if self.fixed is None:
                 # d/dx of (x - mean) * inv with mean and var taken from x itself
-                a = g.mean(axis=self.stat_axes, keepdims=True, dtype=g.dtype)
-                b = (g * xhat).mean(axis=self.stat_axes, keepdims=True, dtype=g.dtype)
+                a, b = self._mean(g, g, g * xhat)
                 gx = g - a
                 gx -= xhat * b
                 gx *= inv

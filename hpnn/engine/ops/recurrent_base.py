@@ -75,6 +75,11 @@ class Recurrent(Function):
     gates = 1
     n_states = 1
 
+    def flops(self, xs, y) -> int:
+        """The input projection's and every step's multiply-adds, times 2."""
+        x, kernel, recurrent = xs[:3]
+        return 2 * x.shape[0] * x.shape[1] * (kernel.size + recurrent.size)
+
     def __init__(
         self,
         activation="tanh",

@@ -28,6 +28,7 @@ fails is reported once as a warning and the parts go back to threads.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import mmap
 import os
 import signal
@@ -40,6 +41,9 @@ import weakref
 from multiprocessing.connection import Connection
 
 import numpy as np
+
+from hpnn.parallel import parts as parts_mod
+from hpnn.parallel import split
 
 WARM_STEPS = 20  # split steps before the workers start: a short run never pays for them
 _CAN_FORK = sys.platform.startswith("linux") and hasattr(os, "fork")
@@ -140,16 +144,6 @@ class Inbox:
         return None if desc is None else _view(self.mm, self.views, desc)
 
 
-def _signature(model) -> tuple:
-    """What the workers' copy of the model depends on: its loss and its weights (which
-    ones, and which train). A change (a new compile, a layer frozen) restarts them."""
-    return (
-        id(model.loss),
-        getattr(model, "_loss_scale", 1.0),
-        tuple((id(v), v.requires_grad) for v in model.weights),
-    )
-
-
 CLOSE_WAIT = 5.0  # seconds a worker has to exit on its closed pipe before it is killed
 
 
@@ -181,7 +175,7 @@ def _reap(pid: int, wait: float):
 class _Worker:
     """One forked worker process and its two pipes."""
 
-    def __init__(self, model):
+    def __init__(self, step):
         requests_r, requests_w = os.pipe()
         replies_r, replies_w = os.pipe()
         with warnings.catch_warnings():
@@ -198,7 +192,7 @@ class _Worker:
                 # along with the fork: keeping them would hold other pipes open (another
                 # worker's, a subprocess's stdin), which then never report their end.
                 _close_fds_but(requests_r, replies_w)
-                code = _serve(model, requests_r, replies_w)
+                code = _serve(step, requests_r, replies_w)
             finally:
                 os._exit(code)
         os.close(requests_r)
@@ -215,16 +209,20 @@ class _Worker:
             self.ready = self._reply("ready") == "ready"
         return self.ready
 
-    def send_parts(self, kind, weights, parts) -> None:
-        """Ask for ``parts`` of a ``kind`` ("train" or "predict") step: (arrays, share)
-        each, the arrays (x, y, sample weights or None) for training, (x,) to predict."""
+    def send_parts(self, kind, weights, states, total, parts, lockstep=False) -> None:
+        """Ask for ``parts`` of a ``kind`` ("train", "test" or "predict") step, each
+        ``(index, offset, arrays)`` (x, y, sample weights or None; x alone to predict),
+        after setting the weights and the random generators' ``states``; ``lockstep``:
+        one part that exchanges its sums over the batch with this process."""
         arrays = list(weights)
-        for data, _ in parts:
+        for _, _, data in parts:
             arrays += data
         descs, path = self.outbox.put(arrays)
         k = len(weights)
-        shares = [share for _, share in parts]
-        self.send_conn.send((kind, path, descs[:k], descs[k:], shares))
+        specs = [(index, offset, len(data)) for index, offset, data in parts]
+        self.weight_descs = descs[:k]  # (what ``_restore`` reads back after a failure)
+        message = (kind, path, descs[:k], descs[k:], states, total, specs, lockstep)
+        self.send_conn.send(message)
 
     def _reply(self, expected):
         kind, payload = self.recv_conn.recv()
@@ -234,14 +232,18 @@ class _Worker:
             raise RuntimeError(f"hpnn part worker: expected {expected!r}, got {kind!r}")
         return payload if expected != "ready" else kind
 
-    def result(self):
-        """The parts' (loss, outputs, gradients), copied out of shared memory."""
+    def result(self, kind):
+        """The parts' ``PartResult``s, their arrays copied out of shared memory."""
         path, parts = self._reply("parts")
         self.inbox.remap(path)
         out = []
-        for loss, y_desc, g_descs in parts:
-            grads = [None if d is None else self.inbox.get(d).copy() for d in g_descs]
-            out.append((loss, self.inbox.get(y_desc).copy(), grads))
+        for value, descs, states in parts:
+            arrays = [None if d is None else self.inbox.get(d).copy() for d in descs]
+            if kind == "predict":
+                value = arrays[0] if len(arrays) == 1 else arrays
+                out.append(parts_mod.PartResult(value))
+            else:
+                out.append(parts_mod.PartResult(value, grads=arrays, metric_states=states))
         return out
 
     def close(self) -> None:
@@ -252,23 +254,23 @@ class _Worker:
 
 
 class Pool:
-    """A model's worker processes, once started, and its count of split steps."""
+    """A step's worker processes, once started, and its count of split steps."""
 
-    def __init__(self, signature):
-        self.signature = signature
+    def __init__(self, step):
+        self.step = step
         self.steps = 0
         self.workers: list[_Worker] = []
         self.failed = False
         self._finalizer = None
 
-    def start(self, model, count: int) -> None:
+    def start(self, count: int) -> None:
         from hpnn.engine import kernels
 
         kernels.finish_loading()  # no compile in flight while forking
         self._finalizer = weakref.finalize(self, _close_all, self.workers)
         try:
             for _ in range(count):
-                self.workers.append(_Worker(model))
+                self.workers.append(_Worker(self.step))
         except OSError as e:
             self._fail(e)
 
@@ -281,54 +283,57 @@ class Pool:
             self._fail(e)
             return False
 
-    def run(self, kind, model, part, xb, yb, sample_weight, runs):
-        """The parts' results, as ``part`` gives them: ``runs[0]`` here, each further run
-        in a worker; None (the workers stopped, the parts must run on threads) on
-        failure. ``kind``: "train", "test" or "predict" (``yb``, ``sample_weight``
-        unused)."""
-        from hpnn.models import batch_split
-
-        n = len(xb)
+    def run(self, kind, plan, slices, x, y, w):
+        """The parts' ``PartResult``s: the first run here, each further run in a
+        worker; None (the workers stopped: run the parts on threads) on failure."""
+        step = self.step
+        runs = split.runs(slices)
+        starts = list(itertools.accumulate((len(r) for r in runs), initial=0))
 
         def data(sl):
-            """The part's arrays for a worker, and its share of the batch."""
             if kind == "predict":
-                return (xb[sl],), None
-            w = None if sample_weight is None else np.asarray(sample_weight[sl])
-            return (xb[sl], np.asarray(yb[sl]), w), (sl.stop - sl.start) / n
+                return [x[sl]]
+            return [x[sl], np.asarray(y[sl]), None if w is None else np.asarray(w[sl])]
 
-        weights = [v.data for v in model.weights]
+        weights = [v.data for v in step.variables()]
+        states = [g.bit_generator.state for g in step.generators()]
+        total = len(x)
         asked = []
         try:
-            for worker, run in zip(self.workers, runs[1:], strict=False):
-                worker.send_parts(kind, weights, [data(sl) for sl in run])
+            for worker, first, run in zip(self.workers, starts[1:], runs[1:], strict=False):
+                specs = [(first + j, sl.start, data(sl)) for j, sl in enumerate(run)]
+                worker.send_parts(kind, weights, states, total, specs, slices.lockstep)
                 asked.append(worker)
         except (OSError, ValueError) as e:
-            self._fail(e, asked)
+            self._fail(e, asked, kind)
             return None
+        # parts that sum over the batch (one a process) add their sums through the pipes
+        exchange = parts_mod.Exchange(1, _summed_with(asked)) if slices.lockstep else None
+        error = None
         try:
-            with batch_split.single_threaded_blas():
-                first = [part(sl) for sl in runs[0]]
+            with split.single_threaded_blas():
+                here = [(j, sl.start, data(sl)) for j, sl in enumerate(runs[0])]
+                first = _run_here(step, kind, plan.copies, here, total, exchange)
+        except _LostWorkerError as e:  # a worker failed in the middle of the step
+            error = e
         finally:  # every worker's answer is read, whatever happens here
-            rest, error = [], None
-            for w in asked:
+            rest = []
+            for worker in asked:
                 try:
-                    rest.append(w.result())
+                    rest.append(worker.result(kind))
                 except (RuntimeError, EOFError, OSError) as e:
                     error = error or e
             if error is not None:
-                self._fail(error)
+                _restore(step, asked, states)
+                self._fail(error, (), kind)
         if error is not None:
             return None
-        # a worker answers (loss, outputs, gradients) whatever the kind: keep what
-        # ``part`` itself returns
-        unpack = {"train": lambda r: r, "test": lambda r: r[:2], "predict": lambda r: r[1]}
-        return first + [unpack[kind](r) for results in rest for r in results]
+        return first + [r for results in rest for r in results]
 
-    def _fail(self, error, asked=()) -> None:
-        for w in asked:  # read what was asked of the others before they are closed
+    def _fail(self, error, asked=(), kind="train") -> None:
+        for worker in asked:  # read what was asked of the others before they are closed
             with contextlib.suppress(RuntimeError, EOFError, OSError):
-                w.result()
+                worker.result(kind)
         if not self.failed:
             warnings.warn(
                 f"hpnn: the batch split's worker processes stopped ({error}); the parts run "
@@ -345,87 +350,155 @@ class Pool:
         self.workers = []
 
 
+class _LostWorkerError(RuntimeError):
+    """A worker failed while the parts exchanged their sums."""
+
+
+def _summed_with(workers):
+    """This process's sum over its part, plus each worker's, in part order: the
+    ``outer`` of the parent's exchange (the workers' side is ``_from_parent``)."""
+
+    def outer(array):
+        total = array.copy()
+        try:
+            for w in workers:
+                kind, payload = w.recv_conn.recv()
+                if kind != "sum":
+                    raise _LostWorkerError(payload if kind == "error" else f"expected a sum, got {kind!r}")
+                total += payload
+            for w in workers:
+                w.send_conn.send(("total", total))
+        except (EOFError, OSError) as e:
+            raise _LostWorkerError(e) from e
+        return total
+
+    return outer
+
+
+def _from_parent(requests, replies):
+    """A worker's ``outer``: its part's sum to the parent, the whole batch's back."""
+
+    def outer(array):
+        replies.send(("sum", array))
+        kind, total = requests.recv()
+        if kind != "total":
+            raise ValueError(f"expected the batch's sum, got {kind!r}")
+        return total
+
+    return outer
+
+
+def _restore(step, workers, states) -> None:
+    """The weights and random states as they were before a step that did not finish (a
+    worker failed), so that the step runs again on threads from the same start."""
+    sent = next((w for w in workers if w.outbox.mm is not None), None)
+    if sent is not None:
+        for v, desc in zip(step.variables(), sent.weight_descs, strict=True):
+            v.data[...] = _view(sent.outbox.mm, sent.outbox.views, desc)
+    for g, state in zip(step.generators(), states, strict=True):
+        g.bit_generator.state = state
+
+
+def _run_here(step, kind, copies, parts, total, exchange=None):
+    """``parts`` (index, offset, arrays) of a step run in turn on this thread; with an
+    ``exchange`` (one part a process, summing over the batch) there is one."""
+    shared = parts_mod.StepShared(total, exchange)
+    metrics = step.metrics() if kind != "predict" else []
+    out = []
+    for index, offset, data in parts:
+        n = len(data[0])
+        ctx = parts_mod.PartContext(
+            shared, index, offset, n, index == 0, copies.for_part(index, metrics)
+        )
+        args = (*data, None, None)[:3]
+        out.append(parts_mod.run_part(step.fn(kind), kind, *args, ctx, metrics))
+    return out
+
+
 def _close_all(workers) -> None:
     for w in workers:
         w.close()
 
 
-def pool_for(model, xb, slices):
-    """The model's worker pool if it is ready to take this step's runs of parts, else
-    None (the parts run on threads); counts the step and starts the workers at
-    ``WARM_STEPS``."""
-    if not _CAN_FORK or not enabled() or not isinstance(xb, np.ndarray) or slices.threads < 2:
+def pool_for(step, plan, x, slices):
+    """The step's worker pool if it is ready to take this step's runs of parts, else None
+    (the parts run on threads); counts the step and starts the workers at ``WARM_STEPS``.
+    Steps that sum over the batch (batch normalisation) run one part a process, which
+    exchange their sums through the pipes in the middle of the pass."""
+    if not _CAN_FORK or not enabled() or not isinstance(x, np.ndarray) or slices.threads < 2:
         return None
     if "mpi4py.MPI" in sys.modules:  # no forking an MPI process
         return None
-    pool = model.__dict__.get("_part_pool")
-    signature = _signature(model)
-    if pool is None or pool.signature != signature:
-        if pool is not None:
-            pool.close()
-        pool = model.__dict__["_part_pool"] = Pool(signature)
+    pool = plan.pool
+    if pool is None:
+        pool = plan.pool = Pool(step)
     pool.steps += 1
     if pool.steps == WARM_STEPS:
-        pool.start(model, slices.threads - 1)
+        pool.start(slices.threads - 1)
     return pool if pool.ready(slices.threads - 1) else None
 
 
-def run_parts(model, kind, part, slices, xb, yb=None, sample_weight=None):
-    """``[part(sl) for sl in slices]`` for a split batch of ``kind`` ("train", "test"
-    or "predict"): in the model's worker processes once they are up (the same results),
-    else on threads (``batch_split.run``)."""
-    from hpnn.models import batch_split
-
+def run(step, kind, plan, slices, x, y=None, w=None):
+    """The parts of a split step: in the step's worker processes once they are up (the
+    same results), else on threads (``split.run``)."""
     results = None
-    pool = pool_for(model, xb, slices)
+    pool = pool_for(step, plan, x, slices)
     if pool is not None:
-        results = pool.run(kind, model, part, xb, yb, sample_weight, batch_split.runs(slices))
-    return results if results is not None else batch_split.run(part, slices)
+        results = pool.run(kind, plan, slices, x, y, w)
+    return results if results is not None else split.run(step, kind, plan, slices, x, y, w)
 
 
 # -- the worker's side --------------------------------------------------------------------
-def _serve(model, requests_fd: int, replies_fd: int) -> int:
+def _serve(step, requests_fd: int, replies_fd: int) -> int:
     """The worker's loop (in the forked child): parts in, results out, until EOF."""
-    from hpnn.models import batch_split
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     os.environ["HPNN_BATCH_THREADS"] = "0"
-    for lib in batch_split._blas_controllers():
+    for lib in split._blas_controllers():
         lib.set_num_threads(1)
     requests = Connection(requests_fd, writable=False)
     replies = Connection(replies_fd, readable=False)
     inbox, outbox = Inbox(), Outbox()
+    copies = parts_mod.MetricCopies()
     try:
         replies.send(("ready", None))
         while True:
-            kind, path, weight_descs, data_descs, shares = requests.recv()
+            message = requests.recv()
+            kind, path, weight_descs, data_descs, states, total, specs, lockstep = message
             if kind not in ("train", "test", "predict"):
                 raise ValueError(f"unknown message {kind!r}")
             inbox.remap(path)
-            for v, desc in zip(model.weights, weight_descs, strict=True):
+            for v, desc in zip(step.variables(), weight_descs, strict=True):
                 v.data[...] = inbox.get(desc)
-            results = []
-            per = 1 if kind == "predict" else 3
-            for i, share in enumerate(shares):
-                arrays = [inbox.get(d) for d in data_descs[per * i : per * i + per]]
-                if kind == "train":
-                    results.append(model._train_part(*arrays, share))
-                elif kind == "test":
-                    results.append((*model._test_part(*arrays, share), []))
-                else:
-                    results.append((None, model._predict_part(arrays[0]), []))
-            arrays = []
-            for _, y_pred, grads in results:
-                arrays += [y_pred, *grads]
-            descs, out_path = outbox.put(arrays)
+            for g, state in zip(step.generators(), states, strict=True):
+                g.bit_generator.state = state
             parts, at = [], 0
-            for loss, _, grads in results:
-                parts.append((loss, descs[at], descs[at + 1 : at + 1 + len(grads)]))
-                at += 1 + len(grads)
-            replies.send(("parts", (out_path, parts)))
+            for index, offset, count in specs:
+                parts.append((index, offset, [inbox.get(d) for d in data_descs[at : at + count]]))
+                at += count
+            exchange = parts_mod.Exchange(1, _from_parent(requests, replies)) if lockstep else None
+            results = _run_here(step, kind, copies, parts, total, exchange)
+            arrays = []
+            for r in results:
+                arrays += _arrays_of(r, kind)
+            descs, out_path = outbox.put(arrays)
+            answer, at = [], 0
+            for r in results:
+                k = len(_arrays_of(r, kind))
+                value = None if kind == "predict" else r.value
+                answer.append((value, descs[at : at + k], r.metric_states))
+                at += k
+            replies.send(("parts", (out_path, answer)))
     except EOFError:  # the parent closed the pipe: done
         return 0
     except BaseException:
         with contextlib.suppress(OSError):
             replies.send(("error", traceback.format_exc()))
         return 1
+
+
+def _arrays_of(result, kind) -> list:
+    """The arrays a part's result sends through shared memory: outputs or gradients."""
+    if kind == "predict":
+        value = result.value
+        return list(value) if isinstance(value, (list, tuple)) else [value]
+    return list(result.grads)
