@@ -255,9 +255,9 @@ def _proc_kib(pid, name: str, key: str) -> float | None:
 def _worker_pids(job) -> list[int]:
     """hpnn's batch-split worker processes (hpnn.parallel.workers) of this job's model."""
     model = job.extra.get("model") if job.extra else None
-    plans = vars(model).get("_plans", {}) if model is not None else {}
-    pools = [getattr(p, "pool", None) for p in plans.values()]
-    return [w.pid for pool in pools if pool is not None for w in pool.workers]
+    slot = vars(model).get("_part_pool") if model is not None else None
+    pool = slot.pool if slot is not None else None
+    return [w.pid for w in pool.workers] if pool is not None else []
 
 
 def memory_child(framework: str, workload: str, samples: int, inherited: float) -> None:

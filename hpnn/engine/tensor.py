@@ -15,7 +15,6 @@ import threading
 import numpy as np
 
 from hpnn.backend import floatx, get_xp, to_numpy, xp_default
-from hpnn.engine import step_context
 
 _seq = itertools.count(1)
 
@@ -172,9 +171,7 @@ class Tensor:
                     "backward() without a gradient needs a one-element tensor. "
                     f"Received: shape={self.shape}"
                 )
-            # a part of a split step seeds with its share of the batch: the part's loss
-            # is its own mean, and every gradient below becomes the whole batch mean's
-            grad = get_xp(self.data).full_like(self.data, step_context.current().share)
+            grad = get_xp(self.data).ones_like(self.data)
         else:
             # A copy: the caller's array must not become (and be mutated as) a leaf's .grad.
             grad = get_xp(self.data).array(_as_array(grad, self.dtype), copy=True)
@@ -399,8 +396,7 @@ def gradients(loss: Tensor, leaves, scale: float = 1.0) -> list:
             f"gradient. Received: shape={loss.shape}, requires_grad={loss.requires_grad}"
         )
     sink: dict = {}
-    share = step_context.current().share  # (see Tensor.backward)
-    run_backward(loss, get_xp(loss.data).full_like(loss.data, scale * share), sink=sink)
+    run_backward(loss, get_xp(loss.data).full_like(loss.data, scale), sink=sink)
     return [sink.get(id(v)) for v in leaves]
 
 

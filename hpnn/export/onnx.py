@@ -221,7 +221,8 @@ def _convert_sequential(g, model, input_name, output_name):
 
 def _convert_functional(g, model, input_name, output_name):
     """Each recorded call in running order; a merge converter takes a list of inputs."""
-    from hpnn.export.onnx_layers import convert_layer, convert_merge
+    from hpnn.export.onnx_layers import convert_layer
+    from hpnn.export.onnx_merge import convert_merge
 
     many_in = len(model._inputs) > 1
     names, shapes, graph_in = {}, {}, []

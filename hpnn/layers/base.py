@@ -15,6 +15,8 @@ from hpnn.backend import floatx, to_numpy
 from hpnn.engine import ops
 from hpnn.engine.tensor import Tensor, _as_array, is_grad_enabled
 from hpnn.engine.variable import Variable
+from hpnn.layers.arguments import normalize_tuple, weight_config  # noqa: F401  (re-exported)
+from hpnn.layers.symbolic import KerasTensor, _symbolic
 
 _name_counts: collections.Counter = collections.Counter()
 
@@ -40,70 +42,6 @@ def collect_activity_penalties():
         _collector.active = previous
 
 
-class KerasTensor:
-    """A symbolic tensor: what ``hpnn.Input(shape=...)`` returns, and what a layer
-    called on symbolic tensors returns (the functional API). It holds a shape and a
-    dtype, and records the call that made it: the layer and its symbolic inputs."""
-
-    def __init__(self, shape, dtype, layer, inputs=(), kwargs=None):
-        self.shape = tuple(shape)
-        self.dtype = dtype
-        self._layer = layer
-        self._inputs = tuple(inputs)  # empty for an Input
-        self._kwargs = dict(kwargs or {})
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    def __repr__(self) -> str:
-        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self._layer.name}>"
-
-    # Arithmetic builds layers, as in Keras: ``x + attention`` is an Add layer's call,
-    # ``x * 0.5`` a Rescaling's, so the graph stays made of (savable) layers.
-    def _binary(self, other, merge, scale, offset, swap=False):
-        from hpnn.layers import merge as merges
-        from hpnn.layers.spatial import Rescaling
-
-        if isinstance(other, KerasTensor):
-            pair = [other, self] if swap else [self, other]
-            return getattr(merges, merge)()(pair)
-        if isinstance(other, (int, float)) and not isinstance(other, bool):
-            s, o = scale(float(other)), offset(float(other))
-            return Rescaling(s, offset=o)(self)
-        return NotImplemented
-
-    def __add__(self, other):
-        return self._binary(other, "Add", lambda c: 1.0, lambda c: c)
-
-    __radd__ = __add__
-
-    def __sub__(self, other):
-        return self._binary(other, "Subtract", lambda c: 1.0, lambda c: -c)
-
-    def __rsub__(self, other):
-        return self._binary(other, "Subtract", lambda c: -1.0, lambda c: c, swap=True)
-
-    def __mul__(self, other):
-        return self._binary(other, "Multiply", lambda c: c, lambda c: 0.0)
-
-    __rmul__ = __mul__
-
-    def __truediv__(self, other):
-        return self._binary(other, "Divide", lambda c: 1.0 / c, lambda c: 0.0)
-
-    def __neg__(self):
-        from hpnn.layers.spatial import Rescaling
-
-        return Rescaling(-1.0)(self)
-
-
-def _symbolic(x) -> bool:
-    if isinstance(x, KerasTensor):
-        return True
-    return isinstance(x, (list, tuple)) and any(isinstance(t, KerasTensor) for t in x)
-
-
 def unique_name(base: str) -> str:
     """``conv2d``, then ``conv2d_1``, ``conv2d_2``... as Keras names layers."""
     n = _name_counts[base]
@@ -119,35 +57,6 @@ def reset_names() -> None:
 def _snake(name: str) -> str:
     s = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
-
-
-def weight_config(layer) -> dict:
-    """The initializer and regularizer arguments of a layer with a kernel, serialized."""
-    return {
-        "kernel_initializer": initializers.serialize(layer.kernel_initializer),
-        "bias_initializer": initializers.serialize(layer.bias_initializer),
-        "kernel_regularizer": regularizers.serialize(layer.kernel_regularizer),
-        "bias_regularizer": regularizers.serialize(layer.bias_regularizer),
-        "kernel_constraint": constraints.serialize(getattr(layer, "kernel_constraint", None)),
-        "bias_constraint": constraints.serialize(getattr(layer, "bias_constraint", None)),
-    }
-
-
-def normalize_tuple(value, n: int, name: str, owner: str) -> tuple:
-    """Turn an int or a sequence of ``n`` positive ints into a tuple (Keras' rule)."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        t = (int(value),) * n
-    else:
-        try:
-            t = tuple(int(v) for v in value)
-        except (TypeError, ValueError):
-            t = ()
-    if len(t) != n or any(v <= 0 for v in t):
-        raise ValueError(
-            f"{owner}: {name} must be a positive int or a tuple of {n} positive ints. "
-            f"Received: {name}={value!r}"
-        )
-    return t
 
 
 class Layer:

@@ -110,9 +110,14 @@ class PartContext(step_context.StepContext):
                 "the training step applied gradients twice (two optimizer.apply calls), which "
                 "a split batch cannot run in parts: set HPNN_BATCH_THREADS=0 for this model."
             )
-        # (already the whole batch mean's share: the backward pass seeds with ``share``)
-        grads = [g.data if isinstance(g, Tensor) else g for g in grads]
-        self.collected = (optimizer, list(variables), grads)
+        # the part's loss is its own mean: its share of the batch makes it the whole's
+        share = self.share
+        scaled = []
+        for g in grads:
+            if g is not None:
+                g = (g.data if isinstance(g, Tensor) else g) * share
+            scaled.append(g)
+        self.collected = (optimizer, list(variables), scaled)
         return True
 
 

@@ -177,7 +177,8 @@ def on_threads(part, slices):
             return [part(first + j, sl) for j, sl in enumerate(run_)]
 
     with single_threaded_blas():
-        futures = [pool.submit(worker, s, r) for s, r in zip(starts[1:-1], runs_[1:], strict=True)]
+        pairs = zip(starts[1:-1], runs_[1:], strict=True)
+        futures = [pool.submit(worker, s, r) for s, r in pairs]
         try:
             first = worker(0, runs_[0])
         finally:
@@ -205,9 +206,7 @@ def run(step, kind, plan, slices, x, y=None, w=None, where=None):
             shared, i, offset + sl.start, sl.stop - sl.start, i == 0, clones
         )
         try:
-            return parts_mod.run_part(
-                step.fn(kind), kind, *_slice(sl, x, y, w, kind), ctx, metrics
-            )
+            return parts_mod.run_part(step.fn(kind), kind, *_slice(sl, x, y, w, kind), ctx, metrics)
         except BaseException:
             if exchange is not None:
                 exchange.abort()  # the other parts wait for this one's sums: release them

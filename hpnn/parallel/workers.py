@@ -253,6 +253,18 @@ class _Worker:
         self.exitcode = _reap(self.pid, CLOSE_WAIT)
 
 
+class PoolSlot:
+    """Where a model's one pool lives, shared by the plans of its kinds of step: the
+    workers serve training, evaluation and predict alike."""
+
+    pool = None
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+        self.pool = None
+
+
 class Pool:
     """A step's worker processes, once started, and its count of split steps."""
 
@@ -364,7 +376,9 @@ def _summed_with(workers):
             for w in workers:
                 kind, payload = w.recv_conn.recv()
                 if kind != "sum":
-                    raise _LostWorkerError(payload if kind == "error" else f"expected a sum, got {kind!r}")
+                    raise _LostWorkerError(
+                        payload if kind == "error" else f"expected a sum, got {kind!r}"
+                    )
                 total += payload
             for w in workers:
                 w.send_conn.send(("total", total))
@@ -429,9 +443,10 @@ def pool_for(step, plan, x, slices):
         return None
     if "mpi4py.MPI" in sys.modules:  # no forking an MPI process
         return None
-    pool = plan.pool
+    slot = plan.slot
+    pool = slot.pool
     if pool is None:
-        pool = plan.pool = Pool(step)
+        pool = slot.pool = Pool(step)
     pool.steps += 1
     if pool.steps == WARM_STEPS:
         pool.start(slices.threads - 1)

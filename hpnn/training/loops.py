@@ -381,4 +381,3 @@ class Loops:
             empty = [np.zeros((0, *s[1:]), dtype=floatx()) for s in shapes]
             return empty if self._output_names() else empty[0]
         return _joined(outs)
-

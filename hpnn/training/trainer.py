@@ -72,6 +72,9 @@ class Trainer(loops.Loops):
                 metrics_mod.get(m, self.loss.name)
         self.metrics = []
         self._plans = {}
+        slot = self.__dict__.pop("_part_pool", None)
+        if slot is not None:  # worker processes copied the old loss and optimizer
+            slot.close()
         self.compiled = True
 
     @property
@@ -216,13 +219,13 @@ class Trainer(loops.Loops):
         plan = plans.get(kind)
         signature = _signature(self)
         if plan is None or plan.signature != signature:
-            if plan is not None and getattr(plan, "pool", None) is not None:
-                plan.pool.close()
+            if plan is not None and plan.signature != signature:
+                plan.slot.close()  # (the workers hold the old weights and loss)
             return self._census_step(kind, x, y, w, where, signature)
         step = plan.step
         if where is not None:
             return data_parallel.run(step, kind, plan, *where, x, y, w)
-        slices = split.parts(plan, len(x)) if self._splittable() else None
+        slices = split.parts(plan, len(x)) if self._splittable(kind) else None
         if slices is None:
             return parts_mod.call(step.fn(kind), kind, x, y, w)
         results = workers.run(step, kind, plan, slices, x, y, w)
@@ -239,17 +242,20 @@ class Trainer(loops.Loops):
             result = measure.run(parts_mod.call, step.fn(kind), kind, x, y, w)
         weight_bytes = sum(v.data.nbytes for v in self.weights)
         plan = split.Plan(measure, weight_bytes, training=kind == "train")
-        plan.step, plan.signature, plan.pool = step, signature, None
+        plan.step, plan.signature = step, signature
+        plan.slot = self.__dict__.setdefault("_part_pool", workers.PoolSlot())
         if self.weights and not isinstance(self.weights[0].data, np.ndarray):
             plan.splittable = False  # CuPy: the GPU runs the whole batch
         self._plans[kind] = plan
         return result
 
-    def _splittable(self) -> bool:
-        """Whether a batch may be cut into parts: not with several outputs (their loss
-        object keeps each output's latest value, which parts would overwrite), nor
-        with a loss that is not a batch mean (the parts' losses are weighted by their
-        share of the batch)."""
+    def _splittable(self, kind) -> bool:
+        """Whether a batch may be cut into parts: any to predict; for a loss, not with
+        several outputs (their loss object keeps each output's latest value, which
+        parts would overwrite), nor with a loss that is not a batch mean (the parts'
+        losses are weighted by their share of the batch)."""
+        if kind == "predict":
+            return True
         if self._output_names():
             return False
         reduction = getattr(self.loss, "reduction", "sum_over_batch_size")

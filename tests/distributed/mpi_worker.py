@@ -228,8 +228,9 @@ def coupled(batch_size, out=None, subclass=False):
             layers.Dense(3, activation="softmax"),
         ]
     )
-    model.compile(optimizer=hpnn.optimizers.Adam(0.01), loss="categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=hpnn.optimizers.Adam(0.01), loss="categorical_crossentropy", metrics=["accuracy"]
+    )
     x, y = data(203, 0)
     hist = model.fit(x, y, batch_size=batch_size, epochs=2, verbose=0)
     result = {f"w{i}": w for i, w in enumerate(model.get_weights())}

@@ -27,10 +27,14 @@ class _Normalize(Function):
         self.epsilon, self.scale, self.center = epsilon, scale, center
         self.fixed = (mean, var) if mean is not None else None
 
-    def _mean(self, a, x, b=None):
+    def _mean(self, a, x, b=None, gradient=False):
         """The mean of ``a`` (and of ``b``) over the statistics' axes. Over the batch
         axis (batch normalisation) it is the whole batch's mean: the parts of a split
-        step add their sums (``step_context.batch_sum``), one exchange for both."""
+        step add their sums (``step_context.batch_sum``), one exchange for both.
+
+        A ``gradient`` is the gradient of the part's own mean loss: each part's sum is
+        weighted by its share of the batch before the exchange (making it the whole
+        batch mean's) and the total brought back to the part's scale after."""
         if 0 not in self.stat_axes:
             vals = (a,) if b is None else (a, b)
             means = [v.mean(axis=self.stat_axes, keepdims=True, dtype=x.dtype) for v in vals]
@@ -39,7 +43,11 @@ class _Normalize(Function):
         if b is not None:
             more = b.sum(axis=self.stat_axes, keepdims=True, dtype=x.dtype)
             sums = get_xp(x).concatenate([sums, more])
-        sums = step_context.batch_sum(sums)
+        share = step_context.current().share if gradient else 1.0
+        if share not in (0.0, 1.0):  # (0: an MPI rank with no sample adds nothing)
+            sums = step_context.batch_sum(sums * x.dtype.type(share)) / x.dtype.type(share)
+        else:
+            sums = step_context.batch_sum(sums)
         count = step_context.batch_size(x.shape[0])
         for i in self.stat_axes[1:]:
             count *= x.shape[i]
@@ -86,7 +94,7 @@ class _Normalize(Function):
             g = gy * gamma if gamma is not None else gy
             if self.fixed is None:
                 # d/dx of (x - mean) * inv with mean and var taken from x itself
-                a, b = self._mean(g, g, g * xhat)
+                a, b = self._mean(g, g, g * xhat, gradient=True)
                 gx = g - a
                 gx -= xhat * b
                 gx *= inv
