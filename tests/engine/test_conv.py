@@ -65,6 +65,7 @@ class TestConv2D(OpTest):
         (rand(2, 5, 7, 1), rand(3, 3, 1, 2, seed=1), rand(2, seed=2)),  # C=1, 3x3, bias
         (rand(1, 5, 7, 3, seed=3), rand(2, 3, 3, 2, seed=4)),  # C=3, 2x3, no bias
         (rand(2, 4, 5, 3, seed=5), rand(1, 1, 3, 4, seed=6), rand(4, seed=7)),  # 1x1
+        (rand(2, 5, 7, 3, seed=15), rand(1, 1, 3, 2, seed=16)),  # 1x1, no bias, odd H/W
         (rand(1, 6, 6, 3, seed=8), rand(3, 3, 3, 1, seed=9)),  # even H/W
         (rand(1, 3, 3, 1, seed=10), rand(3, 3, 1, 1, seed=11), rand(1, seed=12)),  # k == H == W
     ]
@@ -114,8 +115,9 @@ class TestConv2DLayouts(TestConv2D):
             per_sample = 4 * (w.shape[0] * w.shape[1] * w.shape[2] + (b is not None)) * oh * ow
             monkeypatch.setattr(conv, "CHUNK_BYTES", 1 if chunk == 1 else 2 * per_sample)
             y = real(f, x, w, b)
-            assert f.chunk == (1 if chunk == 1 else min(2, x.shape[0]))
-            assert (f.cols is None) == (keep == 0)
+            if not f.pointwise:  # a 1x1 kernel is one matmul, no columns to lay out
+                assert f.chunk == (1 if chunk == 1 else min(2, x.shape[0]))
+                assert (f.cols is None) == (keep == 0)
             return y
 
         monkeypatch.setattr(conv.Conv2D, "forward", forward)
@@ -222,3 +224,28 @@ def test_conv2d_on_any_strided_view_equals_on_a_copy(make_view):
             Tensor(np.array(x, order="C")), Tensor(w), strides=strides, padding=padding
         ).data
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
+@pytest.mark.parametrize("strides", [(1, 1), (2, 2), (3, 1)])
+def test_pointwise_conv_on_views_matches_the_naive_loops(strides, bias):
+    """1x1 kernels are one matmul of the (strided) pixels: any input layout, both grads."""
+    r = np.random.default_rng(1)
+    base = r.standard_normal((2, 3, 7, 5)).astype(np.float32)
+    w = r.standard_normal((1, 1, 3, 4)).astype(np.float32)
+    b = r.standard_normal(4).astype(np.float32) if bias else None
+    for x in (base.transpose(0, 2, 3, 1), np.ascontiguousarray(base.transpose(0, 2, 3, 1))):
+        ts = [Tensor(a, requires_grad=True) for a in (x, w, b) if a is not None]
+        y = ops.conv2d(*ts, strides=strides, padding="same")
+        want = conv2d_naive(x.astype(np.float64), w, b, strides, "same")
+        np.testing.assert_allclose(y.data, want, rtol=1e-5, atol=1e-5)
+        gy = r.standard_normal(y.shape).astype(np.float32)
+        y.backward(gy)
+        gx = np.zeros(x.shape)
+        gx[:, :: strides[0], :: strides[1]] = gy @ w[0, 0].T
+        np.testing.assert_allclose(ts[0].grad, gx, rtol=1e-5, atol=1e-5)
+        xs = x[:, :: strides[0], :: strides[1]].reshape(-1, 3)
+        gw = xs.T.astype(np.float64) @ gy.reshape(-1, 4)
+        np.testing.assert_allclose(ts[1].grad[0, 0], gw, rtol=1e-4, atol=1e-5)
+        if bias:
+            np.testing.assert_allclose(ts[2].grad, gy.sum(axis=(0, 1, 2)), rtol=1e-5, atol=1e-5)

@@ -210,7 +210,7 @@ def test_warm_up_loads_every_signature_training_uses(monkeypatch):
     pytest.importorskip("numba")
     import hpnn
     from hpnn import layers
-    from hpnn.engine.kernels import conv, pool, rnn
+    from hpnn.engine.kernels import activation, conv, index, pool, rnn
 
     monkeypatch.setenv("HPNN_JIT", "1")
     assert kernels.warm_up()
@@ -220,6 +220,9 @@ def test_warm_up_loads_every_signature_training_uses(monkeypatch):
         conv.col2im_add,
         rnn.lstm_forward,
         rnn.lstm_backward,
+        index.scatter_add_rows,
+        activation.softmax_forward,
+        activation.softmax_backward,
     ]
     before = [len(f.signatures) for f in dispatchers]
     assert all(before)
@@ -241,6 +244,19 @@ def test_warm_up_loads_every_signature_training_uses(monkeypatch):
     rnn_model = hpnn.Sequential([hpnn.Input((5, 3)), layers.LSTM(4), layers.Dense(2)])
     rnn_model.compile(optimizer="adam", loss="mse")
     rnn_model.train_on_batch(rng.random((3, 5, 3), dtype=np.float32), np.zeros((3, 2), np.float32))
+    ids = rng.integers(0, 10, (3, 5))
+    for ids_dtype in (np.int64, np.int32):  # the layer passes int64 or the data's own type
+        text = hpnn.Sequential(
+            [
+                hpnn.Input((5,), dtype=ids_dtype),
+                layers.Embedding(10, 4),
+                layers.Flatten(),
+                layers.Dense(3),
+                layers.Softmax(),
+            ]
+        )
+        text.compile(optimizer="adam", loss="mse")
+        text.train_on_batch(ids.astype(ids_dtype), np.zeros((3, 3), np.float32))
     assert [len(f.signatures) for f in dispatchers] == before  # nothing compiled on first use
 
 
@@ -321,3 +337,127 @@ def test_background_loading_serves_numpy_first_then_the_kernels():
         "later served by kernel",
         "same numbers True",
     ], proc.stdout
+
+
+# -- embedding: the gradient of a row lookup as a compiled scatter-add -------------------------
+
+
+def lookup_grad(table, ids, grad_seed=0):
+    t = Tensor(table, requires_grad=True)
+    y = ops.getitem(t, ids)
+    y.backward(np.random.default_rng(grad_seed).standard_normal(y.shape).astype(table.dtype))
+    return t.grad
+
+
+def zipf_ids(rng, vocab, shape):
+    """Ids as in text: a few named hundreds of times (more than ROUNDS), most a few times."""
+    ids = rng.zipf(1.3, shape) - 1
+    return np.where(ids < vocab, ids, rng.integers(0, vocab, shape))
+
+
+@pytest.mark.parametrize("dim", [1, 2, 16], ids=lambda d: f"dim={d}")
+@pytest.mark.parametrize("ids_dtype", [np.int64, np.int32, np.uint16])
+def test_compiled_scatter_add_gives_the_numbers_of_add_at(monkeypatch, dim, ids_dtype):
+    pytest.importorskip("numba")
+    rng = np.random.default_rng(6)
+    vocab = 50
+    table = rng.standard_normal((vocab, dim) if dim > 1 else (vocab,)).astype(np.float32)
+    ids = zipf_ids(rng, vocab, (6, 40)).astype(ids_dtype)
+    assert np.bincount(ids.ravel()).max() > 8 and (np.bincount(ids.ravel()) == 1).any()
+    g = np.random.default_rng(0).standard_normal((*ids.shape, *table.shape[1:]))
+    want = np.zeros_like(table)
+    np.add.at(want, ids, g.astype(np.float32))
+    monkeypatch.setenv("HPNN_JIT", "1")
+    assert kernels.indexing(table) is not None
+    got_jit = lookup_grad(table, ids)
+    monkeypatch.setenv("HPNN_JIT", "0")
+    got_np = lookup_grad(table, ids)
+    np.testing.assert_array_equal(got_jit, want)  # rows added in the order of ids
+    np.testing.assert_array_equal(got_np, want)
+    assert got_jit.dtype == np.float32
+
+
+def test_compiled_scatter_add_takes_negative_ids_and_a_tuple_index(monkeypatch):
+    pytest.importorskip("numba")
+    monkeypatch.setenv("HPNN_JIT", "1")
+    table = np.arange(12, dtype=np.float32).reshape(4, 3)
+    ids = np.array([[-1, 0], [3, -4]])
+    for index in (ids, (ids,)):
+        t = Tensor(table, requires_grad=True)
+        ops.getitem(t, index).backward(np.ones((2, 2, 3), np.float32))
+        np.testing.assert_array_equal(t.grad, [[2] * 3, [0] * 3, [0] * 3, [2] * 3])
+
+
+# -- softmax -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def activation_kernels():
+    pytest.importorskip("numba")
+    module = kernels.softmax(np.zeros(1, np.float32))
+    assert module is not None
+    return module
+
+
+def test_exp_approximation_is_within_float32_rounding(activation_kernels):
+    x = np.linspace(-87, 0, 2_000_001, dtype=np.float32)
+    got = np.empty_like(x)
+    activation_kernels.exp_array(x, got)
+    exact = np.exp(x.astype(np.float64))
+    assert (np.abs(got - exact) / exact).max() <= 1.2e-7  # 2 ulp; NumPy's float32 exp: 2.0e-7
+    assert got[-1] == 1.0
+    special = np.array([-88, -1e30, -np.inf, np.nan], np.float32)
+    activation_kernels.exp_array(special, got[:4])
+    np.testing.assert_array_equal(got[:4], [0, 0, 0, np.nan])
+
+
+def run_softmax(x, axis=-1, grad_seed=0):
+    xt = Tensor(x, requires_grad=True)
+    y = ops.softmax(xt, axis=axis)
+    y.backward(np.random.default_rng(grad_seed).standard_normal(x.shape).astype(np.float32))
+    return y.numpy(), xt.grad
+
+
+@pytest.mark.parametrize("shape", [(4, 7, 33), (5, 1), (3, 200), (2, 3, 10)])
+def test_compiled_softmax_matches_the_numpy_path(activation_kernels, monkeypatch, shape):
+    x = (np.random.default_rng(7).standard_normal(shape) * 4).astype(np.float32)
+    monkeypatch.setenv("HPNN_JIT", "1")
+    y_jit, g_jit = run_softmax(x)
+    monkeypatch.setenv("HPNN_JIT", "0")
+    y_np, g_np = run_softmax(x)
+    np.testing.assert_allclose(y_jit, y_np, rtol=2e-6, atol=1e-7)
+    np.testing.assert_allclose(g_jit, g_np, rtol=1e-5, atol=1e-6)
+    assert y_jit.dtype == g_jit.dtype == np.float32
+
+
+def test_compiled_softmax_gives_nan_where_numpy_does(activation_kernels, monkeypatch):
+    inf, nan = np.inf, np.nan
+    x = np.array(
+        [[0, 1, nan], [nan, 0, 1], [inf, 0, 1], [-inf] * 3, [0, -inf, 1], [-1e30, 0, 0]],
+        np.float32,
+    )
+    monkeypatch.setenv("HPNN_JIT", "1")
+    got = ops.softmax(Tensor(x)).numpy()
+    monkeypatch.setenv("HPNN_JIT", "0")
+    with np.errstate(invalid="ignore"):
+        want = ops.softmax(Tensor(x)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=0)  # NaN in the same places
+    assert np.isnan(got[:4]).all() and not np.isnan(got[4:]).any()
+
+
+def test_softmax_uses_the_kernel_from_the_first_call_on_the_last_axis_only(monkeypatch):
+    pytest.importorskip("numba")
+    from hpnn.engine.ops.activation import Softmax
+
+    monkeypatch.setenv("HPNN_JIT", "1")
+    x = np.random.default_rng(8).standard_normal((3, 4, 5)).astype(np.float32)
+    for axis, used in [(-1, True), (2, True), (1, False)]:
+        f = Softmax(axis)
+        f(Tensor(x))
+        assert (f.kern is not None) == used
+    f = Softmax(-1)
+    f(Tensor(x.astype(np.float64)))
+    assert f.kern is None
+    view = x.transpose(0, 2, 1)  # not contiguous: the kernel gets a copy
+    got = ops.softmax(Tensor(view)).numpy()
+    np.testing.assert_array_equal(got, ops.softmax(Tensor(np.ascontiguousarray(view))).numpy())

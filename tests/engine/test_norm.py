@@ -137,3 +137,73 @@ def test_layer_norm_matches_torch():
     yt.backward(torch.tensor(gy))
     for a, t in zip(xs, ts, strict=True):
         np.testing.assert_allclose(a.grad, t.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+# -- the compiled passes (float32, numba) against the NumPy op -----------------------------
+def _both(fn, *arrays, monkeypatch):
+    """``fn``'s output and input gradients with the compiled passes and with NumPy's."""
+    pytest.importorskip("numba")
+    out = []
+    for jit in ("1", "0"):
+        monkeypatch.setenv("HPNN_JIT", jit)
+        ts = [Tensor(a.astype(np.float32), requires_grad=True) for a in arrays]
+        y = fn(*ts)
+        gy = np.random.default_rng(9).standard_normal(y.shape).astype(np.float32)
+        (y * Tensor(gy)).sum().backward()
+        out.append([y.data, *[t.grad for t in ts]])
+    return out
+
+
+@pytest.mark.parametrize("shape", [(16, 5), (4, 6, 6, 3), (3, 7, 8)])
+@pytest.mark.parametrize("moving", [False, True])
+def test_compiled_batch_norm_matches_numpy(shape, moving, monkeypatch):
+    c = shape[-1]
+    x, gamma, beta = rand(*shape) * 3 + 1, rand(c, seed=1) + 1.5, rand(c, seed=2)
+    stats = (
+        {
+            "mean": rand(c, seed=3).astype(np.float32),
+            "variance": rand(c, seed=4).astype(np.float32) + 1.5,
+        }
+        if moving
+        else {}
+    )
+    from hpnn.engine.ops import norm_compiled
+
+    seen = []
+    real = norm_compiled.BatchNormCompiled.forward
+    monkeypatch.setattr(
+        norm_compiled.BatchNormCompiled,
+        "forward",
+        lambda self, *a: seen.append(1) or real(self, *a),
+    )
+    compiled, numpy = _both(
+        lambda x, g, b: ops.batch_norm(x, g, b, epsilon=EPS, **stats),
+        x,
+        gamma,
+        beta,
+        monkeypatch=monkeypatch,
+    )
+    assert seen == [1]  # the compiled op ran once, then the NumPy one
+    for a, b in zip(compiled, numpy, strict=True):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize("shape", [(16, 5), (3, 7, 8)])
+@pytest.mark.parametrize("params", [True, False])
+def test_compiled_layer_norm_matches_numpy(shape, params, monkeypatch):
+    c = shape[-1]
+    x = rand(*shape) * 3 + 1
+    if params:
+        compiled, numpy = _both(
+            lambda x, g, b: ops.layer_norm(x, g, b, epsilon=EPS),
+            x,
+            rand(c, seed=1) + 1.5,
+            rand(c, seed=2),
+            monkeypatch=monkeypatch,
+        )
+    else:
+        compiled, numpy = _both(
+            lambda x: ops.layer_norm(x, epsilon=EPS), x, monkeypatch=monkeypatch
+        )
+    for a, b in zip(compiled, numpy, strict=True):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)

@@ -122,6 +122,11 @@ GETITEM_CASES = {
     "mixed-slice-array": ((3, 5), (slice(None), np.array([1, 1, 4]))),
     "two-arrays": ((4, 5), (np.array([0, 0, 3]), np.array([2, 2, 1]))),
     "negative-array": ((5, 2), np.array([-1, -1, 0])),
+    # rows named more often than ROUNDS: summed per id (a table's and a vector's)
+    "rows-named-often": ((6, 3), np.array([2] * 12 + [0, 5, 5, 1, 2, -1])),
+    "vector-named-often": ((4,), np.array([[3] * 10 + [0, 1], [1] * 11 + [2]])),
+    "rows-of-3d-table": ((5, 2, 2), np.array([[4, 0, 4], [1, 4, 4]], np.uint8)),
+    "rows-tuple": ((5, 3), (np.array([1, 1, 3]),)),
     "bool-mask": ((4, 5), MASK),
     "bool-rows": ((4, 3), np.array([True, False, True, True])),
 }
@@ -153,6 +158,21 @@ def test_getitem_repeated_index_accumulates():
     x = Tensor(np.arange(4, dtype=np.float32), requires_grad=True)
     x[np.array([0, 0, 2, 0])].backward(np.array([1.0, 10.0, 5.0, 100.0], np.float32))
     np.testing.assert_array_equal(x.grad, [111.0, 0.0, 5.0, 0.0])
+
+
+@pytest.mark.parametrize("dim", [(), (1,), (2,), (7,)], ids=lambda d: f"row={d}")
+def test_row_lookup_gradient_is_add_at_bit_for_bit(monkeypatch, dim):
+    """The NumPy scatter-add (sorted rounds, per-id sums) adds in np.add.at's order."""
+    monkeypatch.setenv("HPNN_JIT", "0")
+    rng = np.random.default_rng(4)
+    table = rng.standard_normal((30, *dim)).astype(np.float32)
+    ids = np.minimum(rng.zipf(1.4, (5, 60)) - 1, 29)  # id 0 named ~150 times
+    g = rng.standard_normal((5, 60, *dim)).astype(np.float32)
+    t = Tensor(table, requires_grad=True)
+    t[ids].backward(g)
+    want = np.zeros_like(table)
+    np.add.at(want, ids, g)
+    np.testing.assert_array_equal(t.grad, want)
 
 
 def test_getitem_with_tensor_index():

@@ -1,19 +1,22 @@
 """Optional compiled kernels (numba) behind the ops' NumPy code.
 
 An op asks for the kernels it may use (:func:`pooling`, :func:`convolution`,
-:func:`optimizer`, :func:`recurrent`); the answer is None when numba is not
+:func:`winograd`, :func:`indexing`, :func:`optimizer`, :func:`recurrent`,
+:func:`softmax`, :func:`normalization`); the answer is None when numba is not
 installed, when ``HPNN_JIT=0``, or when the arrays are not float32 on the CPU, and
 the op then runs its NumPy code, which stays the reference the gradient checks test.
 ``import hpnn`` never imports numba.
 
 Loading numba and its compiled code costs about 0.6 s (and, on a machine with no
-cache yet, a few seconds of compiling). The pooling, col2im and Adam kernels give
-exactly the NumPy code's numbers, so they are loaded in a background thread on
-first request while the ops go on with NumPy meanwhile: a short program does not
-wait for them before its first steps (only, if it ends sooner, at exit), and results
-do not depend on when the switch happens. The LSTM kernels
-(whose tanh differs from NumPy's by up to 3.5e-7) are loaded on the spot, so a run
-uses them from its first step. :func:`warm_up` loads everything at once.
+cache yet, a few seconds of compiling). The pooling, col2im, Winograd, row
+scatter-add and Adam kernels give exactly the NumPy code's numbers, so they are
+loaded in a background thread on first request while the ops go on with NumPy
+meanwhile: a short program does not wait for them before its first steps (only, if
+it ends sooner, at exit), and results do not depend on when the switch happens.
+The LSTM kernels (whose tanh differs from NumPy's by up to 3.5e-7), the softmax
+(its own exp) and the normalisation passes (float64 sums) differ in the last bits,
+so they are loaded on the spot: a run uses them from its first step.
+:func:`warm_up` loads everything at once.
 
 Install with ``pip install 'hpnn[jit]'``.
 """
@@ -29,9 +32,11 @@ import numpy as np
 
 _modules: dict = {}
 _has_numba: bool | None = None
-_ready = threading.Event()  # the exact kernels (pool, conv, optim) are loaded and set up
+_ready = threading.Event()  # the exact kernels (pool, conv, wino, optim, index) are set up
 _lock = threading.Lock()
 _loader: threading.Thread | None = None
+_now_lock = threading.Lock()  # one on-the-spot load at a time (ops run on several threads)
+_loaded_now: set = set()  # the kernels loaded on the spot, set up and called once
 
 
 def enabled() -> bool:
@@ -79,6 +84,8 @@ def _set_up_exact() -> None:
     optim = _import("optim")
     optim.adam_update(one, one, one, one, f32(0.9), f32(1e-3), f32(1e-7), f32(0.0))
     optim.adam_update_sum(one, one, one, one, one, f32(0.9), f32(1e-3), f32(1e-7), f32(0.0))
+    m = np.zeros((1, 1), f32)
+    _import("index").scatter_add_rows(np.zeros(1, np.int64), m, m)
 
 
 def _set_up_rnn() -> None:
@@ -88,6 +95,28 @@ def _set_up_rnn() -> None:
     s2, s1 = np.zeros((2, 1), f32), np.zeros((1, 1), f32)
     rnn.lstm_forward(z, 0, np.zeros((4, 1), f32), s2, s1, s2)
     rnn.lstm_backward(z, 0, s2, s1, np.zeros(1, f32), np.zeros(1, f32), d)
+
+
+def _set_up_softmax() -> None:
+    activation = _import("activation")
+    m = np.zeros((1, 1), np.float32)
+    activation.softmax_forward(m, m)
+    activation.softmax_backward(m, m, m)
+
+
+def _set_up_norm() -> None:
+    norm = _import("norm")
+    m, v, acc = np.zeros((1, 1), np.float32), np.zeros(1, np.float32), np.zeros(1)
+    norm.col_sums(m, v)
+    norm.col_sq_dev_sums(m, v, v)
+    norm.bn_apply(m, v, v, v, v, m, m)
+    norm.col_grad_sums(m, m, v, v)
+    norm.bn_grad_input(m, m, v, v, v, v, m)
+    norm.ln_forward(m, v, v, 1e-3, m, v, m)
+    norm.ln_backward(m, m, v, v, m, acc, acc)
+
+
+_SET_UP_NOW = {"rnn": _set_up_rnn, "activation": _set_up_softmax, "norm": _set_up_norm}
 
 
 def _load_in_background() -> None:
@@ -113,13 +142,34 @@ def _exact(name, arrays):
     return None
 
 
-def recurrent(*arrays):
-    """The compiled LSTM kernels (module ``rnn``), loaded now if need be; or None."""
+def _now(name, arrays):
+    """Kernels that differ from the NumPy code in the last bits: loaded now if need be
+    (a run uses them from its first step, or never)."""
     if not _applies(arrays):
         return None
-    if "rnn" not in _modules:
-        _set_up_rnn()
-    return _modules["rnn"]
+    if name not in _loaded_now:
+        with _now_lock:
+            if name not in _loaded_now:
+                _SET_UP_NOW[name]()
+                _loaded_now.add(name)
+    return _modules[name]
+
+
+def recurrent(*arrays):
+    """The compiled LSTM kernels (module ``rnn``), loaded now if need be; or None."""
+    return _now("rnn", arrays)
+
+
+def softmax(*arrays):
+    """The compiled softmax over rows (module ``activation``), loaded now if need be;
+    or None."""
+    return _now("activation", arrays)
+
+
+def normalization(*arrays):
+    """The compiled batch and layer normalisation passes (``norm``), loaded now if need
+    be; or None."""
+    return _now("norm", arrays)
 
 
 def pooling(*arrays):
@@ -137,6 +187,12 @@ def winograd(*arrays):
     """The compiled Winograd transforms (``wino``) once loaded; None before or where
     they do not apply."""
     return _exact("wino", arrays)
+
+
+def indexing(*arrays):
+    """The compiled row scatter-add (``index``) once loaded; None before or where it
+    does not apply."""
+    return _exact("index", arrays)
 
 
 def optimizer(*arrays):
@@ -160,6 +216,6 @@ def warm_up() -> bool:
     if not _ready.is_set():
         _set_up_exact()
         _ready.set()
-    if "rnn" not in _modules:
-        _set_up_rnn()
+    for name in _SET_UP_NOW:
+        _now(name, [])
     return True

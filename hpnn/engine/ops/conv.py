@@ -56,8 +56,14 @@ class Conv2D(Function):
     where each chunk's kernel and input gradients are formed in cache too. With few
     channels the columns are tap-major instead, ``(K, N*OH*OW)``. A 3x3, stride-1
     kernel on float32 NumPy arrays runs Winograd's F(4x4, 3x3) instead
-    (:mod:`hpnn.engine.ops.winograd`: a quarter of the multiplies).
+    (:mod:`hpnn.engine.ops.winograd`: a quarter of the multiplies), and a 1x1 kernel
+    a plain matmul of the (strided) pixels, with no columns at all.
     """
+
+    def flops(self, xs, y) -> int:
+        """Multiply-adds of the forward pass as im2col does them, times 2."""
+        kh, kw, cin, _ = xs[1].shape
+        return 2 * y.size * kh * kw * cin
 
     def __init__(self, strides=(1, 1), padding="valid", dilation=(1, 1)):
         self.strides = strides
@@ -79,6 +85,9 @@ class Conv2D(Function):
         self.winograd = winograd.applies(x, w, self.strides, self.dilation)
         if self.winograd:
             return self._winograd_forward(xp_, w, b)
+        self.pointwise = kh == kw == 1  # 1x1: never padded, dilation means nothing
+        if self.pointwise:
+            return self._pointwise_forward(x, w, b)
         k = kh * kw * c
         kb = k + (b is not None)
         w2 = xp.empty((kb, o), dtype=x.dtype)  # the kernel as a matrix, then the bias row
@@ -132,6 +141,55 @@ class Conv2D(Function):
         self.v, self.u, self.tiles = v, u, (th, tw)
         return y
 
+    def _pointwise_forward(self, x, w, b):
+        """A 1x1 kernel: the (strided) pixels times the kernel matrix, no im2col. A bias
+        rides in the matmul on a column of ones next to the pixels: a copy of them (a
+        chunk at a time, in cache, when the input is not strided) costs less than a
+        pass over the whole output to add it."""
+        xp = get_xp(x)
+        sh, sw = self.strides
+        xs = x if (sh, sw) == (1, 1) else x[:, ::sh, ::sw]
+        n, oh, ow, c = xs.shape
+        o, rows = w.shape[3], n * oh * ow
+        self.w, w2 = w, w.reshape(c, o)
+        if b is None:
+            self.x2 = xp.ascontiguousarray(xs).reshape(rows, c)  # kept for dW
+            return (self.x2 @ w2).reshape(n, oh, ow, o)
+        w2 = xp.concatenate([w2, b.reshape(1, o)])
+        if xs is not x or not x.flags.c_contiguous:  # one copy, kept for dW
+            cols = _column_buffer(xp, rows, c, c + 1, x.dtype)
+            cols.reshape(n, oh, ow, c + 1)[..., :c] = xs
+            self.x2 = cols[:, :c]
+            return (cols @ w2).reshape(n, oh, ow, o)
+        self.x2 = x.reshape(rows, c)
+        chunk = rows if xp is not numpy else max(1, min(rows, CHUNK_BYTES // (4 * (c + 1))))
+        cols = _column_buffer(xp, chunk, c, c + 1, x.dtype)
+        y = xp.empty((rows, o), dtype=x.dtype)
+        for s in range(0, rows, chunk):
+            m = min(chunk, rows - s)
+            cols[:m, :c] = self.x2[s : s + m]
+            xp.matmul(cols[:m], w2, out=y[s : s + m])
+        return y.reshape(n, oh, ow, o)
+
+    def _pointwise_backward(self, gy):
+        xp = get_xp(gy)
+        need = self.needs_input_grad
+        c, o = self.w.shape[2:]
+        gy2 = xp.ascontiguousarray(gy).reshape(-1, o)
+        gx = gw = gb = None
+        if need[0]:
+            g = (gy2 @ self.w.reshape(c, o).T).reshape(*gy.shape[:3], c)
+            if self.strides == (1, 1):
+                gx = g
+            else:  # the skipped pixels get no gradient
+                gx = xp.zeros(self.x_shape, dtype=gy.dtype)
+                gx[:, :: self.strides[0], :: self.strides[1]] = g
+        if need[1]:
+            gw = (self.x2.T @ gy2).reshape(self.w.shape)
+        if len(need) == 3 and need[2]:
+            gb = xp.ones(gy2.shape[0], dtype=gy.dtype) @ gy2  # BLAS: 5x sum(axis=0)
+        return (gx, gw, gb) if len(need) == 3 else (gx, gw)
+
     def _winograd_backward(self, gy):
         need = self.needs_input_grad
         th, tw = self.tiles
@@ -160,6 +218,8 @@ class Conv2D(Function):
     def backward(self, gy):
         if self.winograd:
             return self._winograd_backward(gy)
+        if self.pointwise:
+            return self._pointwise_backward(gy)
         xp = get_xp(gy)
         kh, kw, c, o = self.w.shape
         sh, sw = self.strides
@@ -279,6 +339,9 @@ class Conv2DTranspose(Function):
 
     Kernel ``(KH, KW, O, C)`` as Keras' ``Conv2DTranspose``; input ``(N, H, W, C)``.
     """
+
+    def flops(self, xs, y) -> int:
+        return 2 * xs[0].size * (xs[1].size // xs[0].shape[-1])
 
     def __init__(self, strides, start, out):
         self.strides, self.start, self.out = tuple(strides), tuple(start), tuple(out)

@@ -10,7 +10,8 @@ sample and shares ``gamma``/``beta`` across the batch.
 from __future__ import annotations
 
 from hpnn.backend import get_xp
-from hpnn.engine import step_context
+from hpnn.engine import kernels
+from hpnn.engine.ops.norm_compiled import BatchNormCompiled, LayerNormCompiled, whole_batch_means
 from hpnn.engine.tensor import Function, Tensor
 
 
@@ -43,15 +44,10 @@ class _Normalize(Function):
         if b is not None:
             more = b.sum(axis=self.stat_axes, keepdims=True, dtype=x.dtype)
             sums = get_xp(x).concatenate([sums, more])
-        share = step_context.current().share if gradient else 1.0
-        if share not in (0.0, 1.0):  # (0: an MPI rank with no sample adds nothing)
-            sums = step_context.batch_sum(sums * x.dtype.type(share)) / x.dtype.type(share)
-        else:
-            sums = step_context.batch_sum(sums)
-        count = step_context.batch_size(x.shape[0])
+        per_sample = 1
         for i in self.stat_axes[1:]:
-            count *= x.shape[i]
-        sums = sums / x.dtype.type(count)
+            per_sample *= x.shape[i]
+        sums = whole_batch_means(sums, x.shape[0], per_sample, x.dtype, gradient)
         return sums if b is None else (sums[:1], sums[1:])
 
     def _param(self, p, x):
@@ -129,8 +125,17 @@ def batch_norm(
     xd = x.data if isinstance(x, Tensor) else x
     keep = _axes(axis, xd.ndim)
     reduce = tuple(i for i in range(xd.ndim) if i not in keep)
-    f = _Normalize(reduce, reduce, epsilon, gamma is not None, beta is not None, mean, variance)
-    y = f(x, *(p for p in (gamma, beta) if p is not None))
+    params = [p for p in (gamma, beta) if p is not None]
+    kern = None
+    if keep == (xd.ndim - 1,):
+        fixed = [a for a in (mean, variance) if a is not None]
+        kern = kernels.normalization(xd, *(_data(p) for p in params), *fixed)
+    scale, center = gamma is not None, beta is not None
+    if kern is not None:
+        f = BatchNormCompiled(kern, epsilon, scale, center, mean, variance)
+    else:
+        f = _Normalize(reduce, reduce, epsilon, scale, center, mean, variance)
+    y = f(x, *params)
     if not return_stats:
         return y
     if mean is not None:
@@ -149,5 +154,16 @@ def layer_norm(x, gamma=None, beta=None, axis=-1, epsilon: float = 1e-3) -> Tens
     xd = x.data if isinstance(x, Tensor) else x
     stat = _axes(axis, xd.ndim)
     param = tuple(i for i in range(xd.ndim) if i not in stat)
-    f = _Normalize(stat, param, epsilon, gamma is not None, beta is not None)
-    return f(x, *(p for p in (gamma, beta) if p is not None))
+    params = [p for p in (gamma, beta) if p is not None]
+    kern = None
+    if stat == (xd.ndim - 1,) and all(_data(p).ndim == 1 for p in params):
+        kern = kernels.normalization(xd, *(_data(p) for p in params))
+    if kern is not None:
+        f = LayerNormCompiled(kern, epsilon, gamma is not None, beta is not None)
+    else:
+        f = _Normalize(stat, param, epsilon, gamma is not None, beta is not None)
+    return f(x, *params)
+
+
+def _data(a):
+    return a.data if isinstance(a, Tensor) else a
