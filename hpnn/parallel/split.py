@@ -162,11 +162,12 @@ def _executor(workers: int):
         return _pool[1]
 
 
-def on_threads(part, slices):
+def on_threads(part, slices, on_error=None):
     """``[part(i, s) for i, s in enumerate(slices)]`` on ``slices.threads`` threads, each
     running a run of consecutive slices in turn: the first run on this thread, the
     others on workers, with single-threaded BLAS and this thread's graph recording.
-    Every part finishes before this returns or raises."""
+    Every part finishes before this returns or raises; ``on_error()`` runs first when
+    this thread fails (it releases parts waiting for this one's sums)."""
     runs_ = runs(slices)
     starts = list(itertools.accumulate((len(r) for r in runs_), initial=0))
     pool = _executor(len(runs_) - 1)
@@ -177,10 +178,15 @@ def on_threads(part, slices):
             return [part(first + j, sl) for j, sl in enumerate(run_)]
 
     with single_threaded_blas():
-        pairs = zip(starts[1:-1], runs_[1:], strict=True)
-        futures = [pool.submit(worker, s, r) for s, r in pairs]
+        futures = []
         try:
+            for s, r in zip(starts[1:-1], runs_[1:], strict=True):
+                futures.append(pool.submit(worker, s, r))
             first = worker(0, runs_[0])
+        except BaseException:
+            if on_error is not None:
+                on_error()
+            raise
         finally:
             rest = [f.exception() or f.result() for f in futures]  # wait for all
     errors = [r for r in rest if isinstance(r, BaseException)]
@@ -212,7 +218,7 @@ def run(step, kind, plan, slices, x, y=None, w=None, where=None):
                 exchange.abort()  # the other parts wait for this one's sums: release them
             raise
 
-    return on_threads(part, slices)
+    return on_threads(part, slices, None if exchange is None else exchange.abort)
 
 
 def _slice(sl, x, y, w, kind):

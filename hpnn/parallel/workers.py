@@ -328,6 +328,11 @@ class Pool:
                 first = _run_here(step, kind, plan.copies, here, total, exchange)
         except _LostWorkerError as e:  # a worker failed in the middle of the step
             error = e
+        except BaseException:
+            if slices.lockstep:  # the workers wait for sums that will not come: end them
+                self._kill()
+                asked = []
+            raise
         finally:  # every worker's answer is read, whatever happens here
             rest = []
             for worker in asked:
@@ -341,6 +346,15 @@ class Pool:
         if error is not None:
             return None
         return first + [r for results in rest for r in results]
+
+    def _kill(self) -> None:
+        """End the workers now, reading nothing (they wait in the middle of a step);
+        later steps start new ones after ``WARM_STEPS``."""
+        for w in self.workers:
+            with contextlib.suppress(OSError):
+                os.kill(w.pid, signal.SIGKILL)
+        self.close()
+        self.steps = 0
 
     def _fail(self, error, asked=(), kind="train") -> None:
         for worker in asked:  # read what was asked of the others before they are closed

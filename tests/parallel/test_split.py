@@ -339,14 +339,14 @@ def test_several_parts_a_thread_give_the_whole_batch_step(spy, monkeypatch):
     threads_seen = []
     real = split.on_threads
 
-    def on_threads(part, slices):
+    def on_threads(part, slices, on_error=None):
         ran_on = {}
 
         def recorded(i, sl):
             ran_on[i] = threading.current_thread()
             return part(i, sl)
 
-        out = real(recorded, slices)
+        out = real(recorded, slices, on_error)
         threads_seen.append((slices.threads, [ran_on[i] for i in range(len(slices))]))
         return out
 

@@ -6,8 +6,10 @@ import gc
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -323,3 +325,57 @@ def test_the_setting(monkeypatch):
         assert not workers.enabled()
     monkeypatch.delenv("HPNN_BATCH_PROCESSES")
     assert workers.enabled()
+
+
+FAILING_STEP = """
+import os, sys, threading
+import numpy as np
+import hpnn
+from hpnn import layers
+from hpnn.parallel import split
+
+split.MIN_PER_PART = 4
+PARENT = os.getpid()
+
+
+class Boom(layers.Layer):
+    calls = 0
+
+    def call(self, x, training=False):
+        if training and threading.current_thread() is threading.main_thread():
+            if os.getpid() == PARENT:
+                Boom.calls += 1
+                if Boom.calls == int(sys.argv[1]):
+                    slot = model.__dict__.get("_part_pool")
+                    up = slot is not None and slot.pool is not None and slot.pool.ready(1)
+                    raise RuntimeError(f"boom in the parent's part (workers up: {up})")
+        return x
+
+
+hpnn.utils.set_random_seed(0)
+model = hpnn.Sequential([hpnn.Input((6,)), layers.Dense(4), layers.BatchNormalization(),
+                         Boom(), layers.Dense(2, activation="softmax")])
+model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+x = np.random.default_rng(0).random((16 * 30, 6), dtype=np.float32)
+model.fit(x, np.arange(len(x)) % 2, batch_size=16, epochs=1, verbose=0)
+"""
+
+
+@pytest.mark.parametrize("at", [5, 25])  # on threads; in the worker processes
+def test_a_failing_part_in_step_ends_the_step_and_never_hangs(at, tmp_path):
+    """A part that raises while the others wait for its sums (batch normalisation):
+    the error reaches the caller, the waiting threads or worker processes are
+    released, and the process ends."""
+    script = tmp_path / "failing.py"
+    script.write_text(FAILING_STEP)
+    env = dict(os.environ, HPNN_BATCH_THREADS="2", HPNN_BATCH_PROCESSES="1")
+    env["PYTHONPATH"] = str(Path(hpnn.__file__).parent.parent)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(at)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    assert f"boom in the parent's part (workers up: {at > 22})" in proc.stderr, proc.stderr[-2000:]
