@@ -475,17 +475,24 @@ def test_where_it_applies_auto(monkeypatch):
     large batch splits, a small dense model's does not (BLAS-bound, or too little work)."""
     monkeypatch.setenv("HPNN_BATCH_THREADS", "auto")
     monkeypatch.setattr(split, "blas_threads", lambda: 2)
-    conv = compiled(cnn(), n=1024)._plans["train"]
+    hpnn.utils.set_random_seed(0)
+    larger = hpnn.Sequential(  # (the reference CNN's first layers: about 3 ms a step a core)
+        [hpnn.Input((28, 28, 1)), layers.Conv2D(32, 3, activation="relu"),
+         layers.MaxPooling2D(), layers.Flatten(), layers.Dense(3, activation="softmax")]
+    )  # fmt: skip
+    conv = compiled(larger, n=128)._plans["train"]
     assert census.worth_splitting(conv.census, 2, conv.weight_bytes, True)
-    assert split.parts(conv, 1024) is not None and split.parts(conv, 1024).threads == 2
+    assert split.parts(conv, 128) is not None and split.parts(conv, 128).threads == 2
+    tiny = compiled(cnn(), n=64)._plans["train"]  # too little work to pay for a split
+    assert not census.worth_splitting(tiny.census, 2, tiny.weight_bytes, True)
     dense = compiled(hpnn.Sequential([hpnn.Input((4,)), layers.Dense(3)]), "mse", n=1024)
     plan = dense._plans["train"]
     assert not census.worth_splitting(plan.census, 2, plan.weight_bytes, True)
     assert split.parts(plan, 1024) is None
     monkeypatch.setattr(split, "blas_threads", lambda: 1)  # one core (or 8: too many)
-    assert split.parts(conv, 1024) is None
+    assert split.parts(conv, 128) is None
     monkeypatch.setattr(split, "blas_threads", lambda: split.MAX_AUTO_THREADS + 1)
-    assert split.parts(conv, 1024) is None
+    assert split.parts(conv, 128) is None
 
 
 def test_setting(monkeypatch):
