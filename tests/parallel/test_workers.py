@@ -124,6 +124,19 @@ def test_workers_give_the_threads_numbers_bit_for_bit(spy, monkeypatch, frozen):
     pool.close()
 
 
+def _workers_match_threads(spy, monkeypatch, middle):
+    """Seven steps in the workers, then on threads: the same losses and weights, bit for
+    bit; returns the workers' model."""
+    a, logs_a = train(monkeypatch, "1", steps=7, middle=middle)
+    assert spy[-4:] == [True] * 4
+    b, logs_b = train(monkeypatch, "0", steps=7, middle=middle)
+    assert logs_a == logs_b
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+    pool_of(a).close()
+    return a
+
+
 @pytest.mark.parametrize(
     "middle",
     [
@@ -135,28 +148,15 @@ def test_workers_give_the_threads_numbers_bit_for_bit(spy, monkeypatch, frozen):
 def test_random_layers_in_workers_give_the_threads_numbers_bit_for_bit(spy, monkeypatch, middle):
     """The random generators' states travel with the weights: the worker draws the
     whole batch's masks as the threads do."""
-    a, logs_a = train(monkeypatch, "1", steps=7, middle=middle)
-    assert spy[-4:] == [True] * 4
-    b, logs_b = train(monkeypatch, "0", steps=7, middle=middle)
-    assert logs_a == logs_b
-    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
-        np.testing.assert_array_equal(wa, wb)
-    pool_of(a).close()
+    _workers_match_threads(spy, monkeypatch, middle)
 
 
 def test_batch_norm_through_workers_gives_the_threads_numbers_bit_for_bit(spy, monkeypatch):
     """Parts that exchange sums mid-pass (batch normalisation in training) run in
     lockstep, one part a thread or a process: the same numbers either way."""
-    middle = (layers.BatchNormalization,)
-    a, logs_a = train(monkeypatch, "1", steps=7, middle=middle)
+    a = _workers_match_threads(spy, monkeypatch, (layers.BatchNormalization,))
     plan = a._plans["train"]
     assert plan.lockstep and split.parts(plan, 20) == [slice(0, 10), slice(10, 20)]
-    assert spy[-4:] == [True] * 4
-    b, logs_b = train(monkeypatch, "0", steps=7, middle=middle)
-    assert logs_a == logs_b
-    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
-        np.testing.assert_array_equal(wa, wb)
-    pool_of(a).close()
 
 
 def test_a_worker_that_dies_hands_back_to_threads(spy, monkeypatch):
