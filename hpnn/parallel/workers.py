@@ -4,13 +4,16 @@ Threads share one interpreter, and the Python side of every part's forward and
 backward pass (building the graph, calling each op) holds the GIL: two parts of 16
 samples of the reference CNN take 2.7 ms a step in two threads against 1.8 ms for
 one part alone and 1.85 ms in two processes (``benchmarks/split_contention.py``). So
-once a model has run ``WARM_STEPS`` split steps (of any kind), hpnn forks ``threads - 1``
-worker processes, each a copy of this process that serves parts of batches (the
-model, its loss and the compiled kernels are already there: nothing is rebuilt or
-loaded, and pages stay shared until written). In each step this process writes the
-current weights and each worker's parts into shared memory, runs its own first parts
-while the workers run theirs, and reads back their losses, outputs and gradients,
-which are summed in the same order as the threads' are.
+once a model has run ``WARM_STEPS`` split steps (training, evaluation and predict
+together: one pool a model), hpnn forks ``threads - 1`` worker processes, each a copy
+of this process that serves parts of batches (the model, its loss and the compiled
+kernels are already there: nothing is rebuilt or loaded, and pages stay shared until
+written). In each step this process writes the current weights, the random
+generators' states and each worker's parts into shared memory, runs its own first
+parts while the workers run theirs, and reads back their losses, gradients, metric
+updates or outputs, which are added in the same order as the threads' are. Parts
+that sum over the batch (batch normalisation in training) run one a process and
+send their sums through the pipes in the middle of the pass (``_summed_with``).
 
 The workers run the same code on the same parts, so a step gives the same numbers
 bit for bit whether its parts ran on threads or in processes. Each worker has one
@@ -18,11 +21,11 @@ BLAS thread and ignores Ctrl-C (this process handles it); it exits when its pipe
 closes: when the model is collected, recompiled or changed (a layer frozen), or
 when this process ends.
 
-When (``HPNN_BATCH_PROCESSES``, default ``1``): a training, evaluation (``evaluate``,
-validation) or ``predict`` batch that the batch split cuts into parts
-(``hpnn.models.batch_split``) on one input array, on Linux (fork; on other systems
-the parts stay on threads); ``0`` keeps them on threads. A worker that
-fails is reported once as a warning and the parts go back to threads.
+When (``HPNN_BATCH_PROCESSES``, default ``1``): a step that the batch split
+(``hpnn.parallel.split``) cuts into parts, on one input array, on Linux (fork; on
+other systems the parts stay on threads), not under MPI; ``0`` keeps them on
+threads. A worker that fails is reported once as a warning, the step runs again on
+threads from the same weights and random states, and the parts stay there.
 """
 
 from __future__ import annotations
