@@ -577,3 +577,40 @@ def test_a_forked_child_gets_a_fresh_pool(monkeypatch):
     monkeypatch.setattr(split.os, "getpid", lambda: -1)  # as in a forked child
     split.on_threads(lambda i, sl: None, two)
     assert split._pool[1] is not first
+
+
+class OwnLossAndTest(hpnn.Sequential):
+    """A subclass with its own ``compute_loss`` (a squared-output penalty) and
+    ``test_step`` (counted): the placements must call both, in every part."""
+
+    tests = 0
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        loss = super().compute_loss(x, y, y_pred, sample_weight, training)
+        return loss + hpnn.ops.mean(y_pred * y_pred) * 0.5
+
+    def test_step(self, x, y, sample_weight=None):
+        type(self).tests += 1
+        return super().test_step(x, y, sample_weight)
+
+
+def test_a_subclass_compute_loss_and_test_step_run_in_every_part(spy, monkeypatch):
+    def make(cls=OwnLossAndTest):
+        hpnn.utils.set_random_seed(0)
+        return cls(
+            [hpnn.Input((8, 8, 2)), layers.Conv2D(4, 3, activation="relu"),
+             layers.Flatten(), layers.Dense(3, activation="softmax")]
+        )  # fmt: skip
+
+    (a, la, x, y), (b, lb, _, _) = train_both(make, 12, monkeypatch)
+    assert kinds(spy, "train")  # the split ran
+    np.testing.assert_allclose(la, lb, rtol=2e-6)
+    assert_same_weights(a, b)
+    plain = make(hpnn.Sequential)  # the same model without the penalty: another loss
+    plain.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    assert abs(plain.train_on_batch(x, y) - la[0][0]) > 1e-3
+    monkeypatch.setenv("HPNN_BATCH_THREADS", "3")
+    OwnLossAndTest.tests = 0
+    for _ in range(2):  # the census, then split in 3 parts
+        a.evaluate(x, y, batch_size=12, verbose=0)
+    assert OwnLossAndTest.tests == 1 + 3
