@@ -7,7 +7,6 @@ import numpy
 from hpnn.backend import get_xp
 from hpnn.engine import kernels
 from hpnn.engine.ops import winograd
-from hpnn.engine.ops.linalg import mm
 from hpnn.engine.tensor import Function, Tensor, as_tensor
 
 
@@ -179,7 +178,7 @@ class Conv2D(Function):
         gy2 = xp.ascontiguousarray(gy).reshape(-1, o)
         gx = gw = gb = None
         if need[0]:
-            g = mm(gy2, self.w.reshape(c, o).T).reshape(*gy.shape[:3], c)
+            g = (gy2 @ self.w.reshape(c, o).T).reshape(*gy.shape[:3], c)
             if self.strides == (1, 1):
                 gx = g
             else:  # the skipped pixels get no gradient

@@ -2,21 +2,8 @@
 
 from __future__ import annotations
 
-from hpnn.backend import get_xp
 from hpnn.engine.ops.arith import _pair, unbroadcast
 from hpnn.engine.tensor import Function, Tensor
-
-
-def mm(a, b):
-    """``a @ b`` on arrays, with a second operand that is a transposed view (``w.T``,
-    ``k.swapaxes(-1, -2)``) copied to C order first: OpenBLAS's kernels for a
-    transposed second operand run at a third to a half of their speed on these
-    machines (one core, float32: attention scores (64, 128, 32) @ (64, 32, 128) 2.37 ms
-    on the view, 0.81 + 0.13 to copy; a Conv1D's input gradient (6272, 128) @ (128, 320)
-    12.9 ms, 5.5 ms), and the copy is the size of the operand, not of the product."""
-    if b.ndim >= 2 and not b.flags.c_contiguous and a.ndim >= 2 and a.shape[-2] >= 8:
-        b = get_xp(b).ascontiguousarray(b)
-    return a @ b
 
 
 class MatMul(Function):
@@ -26,7 +13,7 @@ class MatMul(Function):
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        return mm(a, b)
+        return a @ b
 
     def backward(self, gy):
         a, b = self.a, self.b
@@ -39,7 +26,7 @@ class MatMul(Function):
             gy = gy[..., None]
         ga = gb = None
         if self.needs_input_grad[0]:
-            ga = mm(gy, b2.swapaxes(-1, -2))
+            ga = gy @ b2.swapaxes(-1, -2)
             ga = unbroadcast(ga, a2.shape).reshape(a.shape)
         if self.needs_input_grad[1]:
             gb = a2.swapaxes(-1, -2) @ gy
@@ -63,7 +50,7 @@ class Linear(Function):
     def backward(self, gy):
         x, w = self.x, self.w
         gy2 = gy.reshape(-1, gy.shape[-1])
-        gx = mm(gy, w.T) if self.needs_input_grad[0] else None
+        gx = (gy @ w.T) if self.needs_input_grad[0] else None
         gw = x.reshape(-1, x.shape[-1]).T @ gy2 if self.needs_input_grad[1] else None
         if len(self.needs_input_grad) == 3:
             return gx, gw, gy2.sum(axis=0) if self.needs_input_grad[2] else None

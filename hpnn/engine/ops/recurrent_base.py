@@ -17,7 +17,6 @@ from __future__ import annotations
 from numpy import shape as np_shape
 
 from hpnn.backend import get_xp
-from hpnn.engine.ops.linalg import mm
 from hpnn.engine.tensor import Function, Tensor
 
 ACTIVATIONS = ("tanh", "sigmoid", "relu", "linear", "hard_sigmoid")
@@ -211,7 +210,7 @@ class Recurrent(Function):
         if dz.ndim == 3:
             d2 = dz.reshape(t * n, g * u)
             if need[0]:
-                gx = mm(d2, self.kernel.T).reshape(t, n, f).transpose(1, 0, 2)
+                gx = xp.matmul(d2, self.kernel.T).reshape(t, n, f).transpose(1, 0, 2)
                 if self.go_backwards:
                     gx = gx[:, ::-1]
             if need[1] or want_b:
