@@ -331,6 +331,12 @@ def parse_args(argv):
     names = ",".join((*WORKLOADS, *EXTRAS))
     p.add_argument("--only", default=None, help=f"comma-separated subset of: {names}")
     p.add_argument("--json", default=None, help="also write all numbers to this file")
+    p.add_argument(
+        "--families",
+        action="store_true",
+        help="then run benchmarks/families.py too: six more model families, fit against "
+        "PyTorch eager (about 5 more minutes; its JSON beside --json's, .families.json)",
+    )
     p.add_argument("--samples", type=int, default=None, help="data set size (default 4096)")
     p.add_argument("--memory-samples", type=int, default=None, help="(default 4096; quick 256)")
     p.add_argument("--_memory-child", dest="memory_child", default=None, help=argparse.SUPPRESS)
@@ -431,6 +437,13 @@ def main(argv=None) -> int:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=2, default=str)
         print(f"wrote {args.json}")
+    if args.families:
+        import families
+
+        more = ["--repeats", str(args.repeats)]
+        if args.json:
+            more += ["--json", f"{args.json}.families.json"]
+        return families.main(more)
     return 0
 
 
