@@ -89,7 +89,8 @@ class Loops:
             samples, self._metrics_pending = None, True
 
             def run_epoch(epoch, cb):
-                return self._train_epoch_batches(x, steps, class_weight, epoch, shuffle, cb)
+                batches = self._source_batches(x, steps, class_weight, epoch, shuffle)
+                return self._train_epoch(batches, epoch, cb, source=x)
 
         else:
             if steps_per_epoch is not None:
@@ -104,7 +105,8 @@ class Loops:
             self._make_metrics(y.shape)
 
             def run_epoch(epoch, cb):
-                return self._train_epoch(x, y, w, batch_size, epoch, shuffle, cb, comm)
+                batches = self._array_batches(x, y, w, batch_size, epoch, shuffle, comm)
+                return self._train_epoch(batches, epoch, cb)
 
         validate = self._validation(
             validation_data, validation_steps, validation_batch_size or batch_size, comm
@@ -211,21 +213,50 @@ class Loops:
                 self._metrics_pending = False
         return xb, yb, wb
 
-    def _train_epoch_batches(self, source, steps, class_weight, epoch, shuffle, cb):
-        """One epoch over a PyDataset (batches in a new order when ``shuffle``) or a
-        generator; returns {} when the generator had nothing left (training stops)."""
-        cb.on_epoch_begin(epoch)
-        for m in self.metrics:
-            m.reset_state()
+    def _source_batches(self, source, steps, class_weight, epoch, shuffle):
+        """An epoch's batches of a PyDataset (in a new order when ``shuffle``) or a
+        generator: ``(x, y, sample_weight, n, where)``, as ``_array_batches``."""
         order = None
         if shuffle and isinstance(source, pydataset.PyDataset):
             order = np.random.default_rng((self._shuffle_seed, epoch))
-        total, seen, logs = 0.0, 0, {}
         for step, batch in enumerate(pydataset.epoch_batches(source, steps, order)):
-            cb.on_train_batch_begin(step)
             xb, yb, wb = self._batch_arrays(batch, step, "fit", class_weight)
-            n = len(yb)
-            total += self._run_step("train", xb, yb, wb) * n
+            yield xb, yb, wb, len(yb), None
+
+    def _epoch_order(self, n, epoch, shuffle):
+        if not shuffle:
+            return None
+        return np.random.default_rng((self._shuffle_seed, epoch)).permutation(n)
+
+    def _array_batches(self, x, y, w, batch_size, epoch, shuffle, comm=None):
+        """An epoch's batches of arrays: ``(x, y, sample_weight, n, where)`` with ``n``
+        the global batch's size and, under MPI, this rank's shard of it and ``where``
+        (the communicator, the shard's offset, ``n``) for the placement."""
+        order = self._epoch_order(len(x), epoch, shuffle)
+        ranks = comm.size if comm is not None else 1
+        for sl in adapter.batch_slices(len(x), batch_size * ranks):
+            idx = sl if order is None else order[sl]
+            n = sl.stop - sl.start
+            if comm is None:
+                yield x[idx], y[idx], None if w is None else w[idx], n, None
+                continue
+            idx = np.arange(sl.start, sl.stop) if order is None else idx
+            shard = data_parallel.even_shard(n, comm.rank, ranks)
+            mine = idx[shard]
+            wb = None if w is None else w[mine]
+            yield x[mine], y[mine], wb, n, (comm, shard.start, n)
+
+    def _train_epoch(self, batches, epoch, cb, source=None):
+        """One epoch: the step on every batch of ``batches`` (``_array_batches`` or
+        ``_source_batches``), with the callbacks. ``source``: the PyDataset or generator
+        the batches come from; {} when a generator had nothing left (training stops)."""
+        cb.on_epoch_begin(epoch)
+        for m in self.metrics:
+            m.reset_state()
+        total, seen, logs = 0.0, 0, {}
+        for step, (xb, yb, wb, n, where) in enumerate(batches):
+            cb.on_train_batch_begin(step)  # (after the batch is read, as in Keras)
+            total += self._run_step("train", xb, yb, wb, where) * n
             seen += n
             logs = {"loss": total / seen, **{m.name: m.result() for m in self.metrics}}
             cb.on_train_batch_end(step, logs)
@@ -233,45 +264,12 @@ class Loops:
                 break
         if isinstance(source, pydataset.PyDataset):
             source.on_epoch_end()
-        elif not seen:
+        elif source is not None and not seen:
             sys.stderr.write(
                 f"hpnn: the generator ran out of batches at epoch {epoch + 1}; training stops. "
                 "Give fit() a PyDataset, or steps_per_epoch and a generator that repeats.\n"
             )
             self.stop_training = True
-        return dict(logs)
-
-    def _epoch_order(self, n, epoch, shuffle):
-        if not shuffle:
-            return None
-        return np.random.default_rng((self._shuffle_seed, epoch)).permutation(n)
-
-    def _train_epoch(self, x, y, w, batch_size, epoch, shuffle, cb, comm=None):
-        cb.on_epoch_begin(epoch)
-        for m in self.metrics:
-            m.reset_state()
-        order = self._epoch_order(len(x), epoch, shuffle)
-        ranks = comm.size if comm is not None else 1
-        total, seen = 0.0, 0
-        logs = {}
-        for step, sl in enumerate(adapter.batch_slices(len(x), batch_size * ranks)):
-            cb.on_train_batch_begin(step)
-            idx = sl if order is None else order[sl]
-            n = sl.stop - sl.start
-            if comm is None:
-                loss = self._run_step("train", x[idx], y[idx], None if w is None else w[idx])
-            else:
-                idx = np.arange(sl.start, sl.stop) if order is None else idx
-                shard = data_parallel.even_shard(n, comm.rank, ranks)
-                mine = idx[shard]
-                wb = None if w is None else w[mine]
-                loss = self._run_step("train", x[mine], y[mine], wb, (comm, shard.start, n))
-            total += loss * n
-            seen += n
-            logs = {"loss": total / seen, **{m.name: m.result() for m in self.metrics}}
-            cb.on_train_batch_end(step, logs)
-            if self.stop_training:
-                break
         return dict(logs)
 
     # -- evaluate / predict -------------------------------------------------------------
