@@ -190,7 +190,9 @@ class Functional(Model):
             y = adapter.to_array(y, f"{what}y")
             adapter.check_finite(y, f"{what}y")
             self._check_count(xs, y, what)
-            adapter.check_targets(y, self.loss.name, self.output_shape, f"{what}y")
+            adapter.check_targets(
+                y, getattr(self.loss, "name", None), self.output_shape, f"{what}y"
+            )
             return xs, y
         names = self._output_names()
         arrays = self._named_arrays(y, names, f"{what}y", "output")

@@ -84,7 +84,9 @@ def _compile_config(model) -> dict | None:
     opt = model.optimizer
     return {
         "optimizer": {"class_name": type(opt).__name__, "config": opt.get_config()},
-        "loss": {"class_name": type(model.loss).__name__, "config": model.loss.get_config()},
+        "loss": None
+        if model.loss is None
+        else {"class_name": type(model.loss).__name__, "config": model.loss.get_config()},
         "metrics": _saved_metrics(model._metric_specs, model._output_names()),
         "loss_weights": getattr(model, "_loss_scale", 1.0),
     }
@@ -161,8 +163,10 @@ def load_model(path, custom_objects=None, compile=True):  # noqa: A002 - Keras' 
         opt_cfg = dict(cc["optimizer"]["config"])
         opt_cfg = {k: v for k, v in opt_cfg.items() if v is not None}
         opt_cls = getattr(optimizers_mod, cc["optimizer"]["class_name"])
-        loss_cfg = dict(cc["loss"]["config"])
-        if cc["loss"]["class_name"] == "MultiOutputLoss":
+        loss_cfg = dict(cc["loss"]["config"]) if cc["loss"] is not None else {}
+        if cc["loss"] is None:
+            loss = None
+        elif cc["loss"]["class_name"] == "MultiOutputLoss":
             loss = MultiOutputLoss(**loss_cfg)
         else:
             loss_cls = getattr(losses_mod, cc["loss"]["class_name"], None)

@@ -50,12 +50,22 @@ class Trainer(loops.Loops):
         """Configure training: optimizer, loss and metrics (names or objects)."""
         if kwargs:
             raise TypeError(f"compile(): unexpected keyword argument(s) {sorted(kwargs)}")
-        if loss is None:
-            raise ValueError("compile(): loss is required, e.g. loss='categorical_crossentropy'.")
-        self.optimizer = optimizers_mod.get(optimizer)
         names = self._output_names()
+        if loss is None and names:
+            raise ValueError(
+                "compile(): a model with several outputs needs a loss per output. "
+                f"Outputs: {names}; Received: loss=None"
+            )
+        self.optimizer = optimizers_mod.get(optimizer)
         self._loss_scale = 1.0
-        if names:  # several outputs: one loss (and list of metrics) per output
+        if loss is None:  # (as Keras: a subclass's compute_loss makes the loss)
+            self.loss = None
+            if metrics is not None and not isinstance(metrics, (list, tuple)):
+                metrics = [metrics]
+            self._metric_specs = list(metrics or [])
+            for m in self._metric_specs:
+                metrics_mod.get(m, None)
+        elif names:  # several outputs: one loss (and list of metrics) per output
             self.loss = _multi_loss(loss, loss_weights, names)
             self._metric_specs = multi_output.metric_specs(metrics, names)
             for i, entries in enumerate(self._metric_specs):  # unknown names fail now
@@ -104,7 +114,7 @@ class Trainer(loops.Loops):
             )
             return
         self.metrics = [
-            metrics_mod.get(m, self.loss.name, y_shape, self.output_shape)
+            metrics_mod.get(m, getattr(self.loss, "name", None), y_shape, self.output_shape)
             for m in self._metric_specs
         ]
 
@@ -130,7 +140,8 @@ class Trainer(loops.Loops):
         else:
             self._check_model_input(x.shape)
         if y is not None:
-            adapter.check_targets(y, self.loss.name, self.output_shape, f"{what}y")
+            loss_name = getattr(self.loss, "name", None)
+            adapter.check_targets(y, loss_name, self.output_shape, f"{what}y")
         return x, y
 
     def _to_inputs(self, xb):
@@ -163,11 +174,21 @@ class Trainer(loops.Loops):
     # -- the step -------------------------------------------------------------------
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """The compiled loss (times ``loss_weights``) plus the weights' penalties plus
-        the activity penalties of the forward pass that made ``y_pred`` (as Keras)."""
-        loss = self.loss(y, y_pred, sample_weight)
-        if self._loss_scale != 1.0:
-            loss = loss * self._loss_scale
-        for penalty in (*self._weight_penalties(), *current_activity(self)):
+        the activity penalties of the forward pass that made ``y_pred`` (as Keras).
+        Compiled without a loss: the penalties alone (a subclass overrides this)."""
+        penalties = [*self._weight_penalties(), *current_activity(self)]
+        if self.loss is None:
+            if not penalties:
+                raise ValueError(
+                    f"Model '{self.name}': no loss to compute. Pass a loss to compile(), "
+                    "e.g. loss='mse', or override compute_loss. Received: loss=None"
+                )
+            loss, penalties = penalties[0], penalties[1:]
+        else:
+            loss = self.loss(y, y_pred, sample_weight)
+            if self._loss_scale != 1.0:
+                loss = loss * self._loss_scale
+        for penalty in penalties:
             loss = loss + penalty
         return loss
 

@@ -2,6 +2,7 @@
 held layers are tracked, so their weights train, count and save."""
 
 import numpy as np
+import pytest
 
 import hpnn
 from hpnn import layers
@@ -69,3 +70,50 @@ def test_a_subclassed_model_builds_trains_and_reports_its_layers():
     trainable = model.trainable_weights
     model.hidden.trainable = False
     assert len(model.trainable_weights) == len(trainable) - 2
+
+
+class Distiller(hpnn.Model):
+    """Keras' knowledge-distillation shape: compiled without a loss, its own
+    compute_loss (here a squared distance to a fixed teacher's outputs)."""
+
+    def __init__(self, student, teacher):
+        super().__init__()
+        self.student, self.teacher = student, teacher
+
+    def call(self, x, training=False):
+        return self.student(x, training=training)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        target = self.teacher(x, training=False).data
+        return hpnn.ops.mean(hpnn.ops.square(y_pred - target))
+
+
+def test_compile_without_a_loss_trains_with_the_subclass_compute_loss(tmp_path):
+    hpnn.utils.set_random_seed(0)
+    teacher = hpnn.Sequential([hpnn.Input((4,)), layers.Dense(3)])
+    teacher.trainable = False
+    student = hpnn.Sequential([hpnn.Input((4,)), layers.Dense(3)])
+    model = Distiller(student, teacher)
+    model.compile(optimizer=hpnn.optimizers.SGD(0.1))
+    x = np.random.default_rng(0).standard_normal((64, 4)).astype(np.float32)
+    history = model.fit(x, np.zeros((64, 3), np.float32), batch_size=16, epochs=20, verbose=0)
+    losses = history.history["loss"]
+    assert losses[-1] < 0.05 * losses[0]  # the student learned the teacher
+    np.testing.assert_allclose(student.predict(x, verbose=0), teacher.predict(x, verbose=0),
+                               atol=0.05)  # fmt: skip
+
+
+def test_no_loss_and_no_compute_loss_says_so():
+    model = hpnn.Sequential([hpnn.Input((4,)), layers.Dense(2)])
+    model.compile(optimizer="adam")
+    x = np.zeros((8, 4), np.float32)
+    with pytest.raises(ValueError, match=r"no loss to compute.*Received: loss=None"):
+        model.fit(x, np.zeros((8, 2), np.float32), verbose=0)
+
+
+def test_a_model_compiled_without_a_loss_saves_and_loads(tmp_path):
+    model = hpnn.Sequential([hpnn.Input((4,)), layers.Dense(2)])
+    model.compile(optimizer="adam", metrics=["mae"])
+    model.save(tmp_path / "m.hpnn")
+    loaded = hpnn.models.load_model(tmp_path / "m.hpnn")
+    assert loaded.compiled and loaded.loss is None
