@@ -139,6 +139,19 @@ def test_metrics_over_two_batches(name, kwargs):
 
 
 @pytest.mark.parametrize(
+    "name", ["TruePositives", "FalsePositives", "TrueNegatives", "FalseNegatives"]
+)
+@pytest.mark.parametrize("thresholds", [None, 0.4, [0.3, 0.5, 0.7]])
+def test_confusion_counts_over_two_batches(name, thresholds):
+    y = RNG.integers(0, 2, (80, 3))
+    s = RNG.random((80, 3)).astype("float32")
+    w = RNG.uniform(0.5, 2.0, 80).astype("float32")
+    got, want = _two_batches(name, {"thresholds": thresholds}, y, s, w, 50)
+    assert np.shape(got) == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(
     ("name", "kwargs", "sparse"),
     [
         ("RootMeanSquaredError", {}, False),

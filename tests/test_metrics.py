@@ -361,3 +361,52 @@ def test_r2_score_by_hand_and_in_fit():
     assert history.history["r2_score"][-1] > history.history["r2_score"][0]
     with pytest.raises(ValueError, match="class_aggregation must be one of"):
         metrics.R2Score(class_aggregation="median")
+
+
+# -- confusion counts --------------------------------------------------------------------------
+COUNT_Y = np.array([1, 0, 1, 0, 1])
+COUNT_P = np.array([[0.9], [0.6], [0.4], [0.2], [0.55]])
+COUNT_W = np.array([1.0, 2.0, 3.0, 4.0, 0.5])
+# by hand: predicted positive above 0.3 rows 0,1,2,4; above 0.5 rows 0,1,4; above 0.7 row 0
+COUNT_CASES = {
+    "TruePositives": (2.0, 1.5, [4.5, 1.5, 1.0]),
+    "FalsePositives": (1.0, 2.0, [2.0, 2.0, 0.0]),
+    "TrueNegatives": (1.0, 4.0, [4.0, 4.0, 6.0]),
+    "FalseNegatives": (1.0, 3.0, [0.0, 3.0, 3.5]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COUNT_CASES))
+def test_confusion_counts_by_hand(name):
+    plain, weighted, per_threshold = COUNT_CASES[name]
+    cls = getattr(metrics, name)
+    assert cls()(COUNT_Y, COUNT_P) == plain
+    assert cls()(COUNT_Y, COUNT_P, sample_weight=COUNT_W) == weighted
+    assert cls(thresholds=[0.5])(COUNT_Y, COUNT_P, sample_weight=COUNT_W) == weighted
+    got = cls(thresholds=[0.3, 0.5, 0.7])(COUNT_Y, COUNT_P, sample_weight=COUNT_W)
+    np.testing.assert_array_equal(got, per_threshold)
+    # (N, 2) targets are flattened: each row's weight counts for both of its outputs
+    two = cls()(np.stack([COUNT_Y, COUNT_Y], 1), np.hstack([COUNT_P, COUNT_P]), COUNT_W)
+    assert two == 2 * weighted
+    snake = "".join("_" + c.lower() if c.isupper() else c for c in name)[1:]  # true_positives
+    by_name = metrics.get(snake)
+    assert type(by_name) is cls and by_name.name == cls().name == snake
+
+
+def test_confusion_counts_state_vector_adds_up_and_bad_thresholds():
+    rng = np.random.default_rng(5)
+    y, p, w = rng.integers(0, 2, (30, 2)), rng.random((30, 2)), rng.uniform(0.5, 2.0, 30)
+    for cls in (metrics.TruePositives, metrics.FalsePositives, metrics.TrueNegatives,
+                metrics.FalseNegatives):  # fmt: skip
+        whole, a, b = (cls(thresholds=[0.2, 0.5, 0.8]) for _ in range(3))
+        whole.update_state(y, p, sample_weight=w)
+        a.update_state(y[:11], p[:11], sample_weight=w[:11])
+        b.update_state(y[11:], p[11:], sample_weight=w[11:])
+        merged = cls(thresholds=[0.2, 0.5, 0.8])
+        merged.set_state_vector(a.state_vector() + b.state_vector())
+        np.testing.assert_allclose(merged.result(), whole.result(), rtol=1e-12)
+        assert len(merged.state_vector()) == 3
+        merged.reset_state()
+        np.testing.assert_array_equal(merged.result(), [0.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match=r"Threshold values must be in \[0, 1\]"):
+        metrics.TruePositives(thresholds=[0.5, 1.5])

@@ -13,10 +13,14 @@ from hpnn.metrics.base import Mean, Metric, _labels  # noqa: F401  (Mean: public
 from hpnn.metrics.scores import (  # noqa: F401  (the public names of hpnn.metrics)
     AUC,
     F1Score,
+    FalseNegatives,
+    FalsePositives,
     FBetaScore,
     Precision,
     R2Score,
     Recall,
+    TrueNegatives,
+    TruePositives,
 )
 
 
@@ -126,6 +130,10 @@ _BY_NAME = {
     "root_mean_squared_error": RootMeanSquaredError,
     "f1_score": F1Score,
     "r2_score": R2Score,
+    "true_positives": TruePositives,
+    "false_positives": FalsePositives,
+    "true_negatives": TrueNegatives,
+    "false_negatives": FalseNegatives,
 }
 
 

@@ -1,4 +1,5 @@
-"""Metrics from confusion counts and running sums: precision, recall, F-scores, R2, AUC."""
+"""Metrics from confusion counts and running sums: confusion counts, precision, recall,
+F-scores, R2, AUC."""
 
 from __future__ import annotations
 
@@ -82,6 +83,80 @@ class Recall(_Confusion):
     @staticmethod
     def _counted(pred, true):
         return true
+
+
+class _ConditionCount(Metric):
+    """The weighted count of one confusion-matrix cell at each of ``thresholds`` (a float
+    or a list of floats in [0, 1], default 0.5), as Keras' ``TruePositives`` and kin:
+    a prediction above a threshold is positive, targets count as positive where nonzero,
+    and all outputs are flattened into one label. The result is a float for one
+    threshold, else an array with one count per threshold; the state is those counts."""
+
+    _cell, _default_name = "", ""  # _cell: "tp", "fp", "tn" or "fn"
+
+    def __init__(self, thresholds=None, name=None, dtype=None):
+        given = [] if thresholds is None else np.ravel(thresholds).tolist()
+        bad = [t for t in given if t is None or not 0 <= t <= 1]
+        if bad:
+            raise ValueError(f"Threshold values must be in [0, 1]. Received: {bad}")
+        self.init_thresholds = thresholds
+        self.thresholds = [float(t) for t in given] or [0.5]
+        super().__init__(name or self._default_name)
+
+    def reset_state(self) -> None:
+        self.counts = np.zeros(len(getattr(self, "thresholds", ())))
+
+    def update_state(self, y_true, y_pred, sample_weight=None) -> None:
+        p = np.asarray(to_numpy(y_pred), np.float64)
+        y = np.asarray(to_numpy(y_true))
+        if y.ndim == p.ndim - 1:
+            y = y[..., None]
+        y = np.broadcast_to(y, p.shape) != 0
+        w = np.ones(p.shape)
+        if sample_weight is not None:
+            sw = np.asarray(to_numpy(sample_weight), np.float64)
+            w = np.broadcast_to(sw.reshape(sw.shape + (1,) * (p.ndim - sw.ndim)), p.shape)
+        p, y, w = p.ravel(), y.ravel(), w.ravel()
+        pred = p[None, :] > np.asarray(self.thresholds)[:, None]  # (thresholds, samples)
+        want_pred, want_true = self._cell in ("tp", "fp"), self._cell in ("tp", "fn")
+        cell = (pred == want_pred) & (y == want_true)[None, :]
+        self.counts = self.counts + (cell * w).sum(axis=1)
+
+    def result(self):
+        return float(self.counts[0]) if len(self.counts) == 1 else self.counts.copy()
+
+    def state_vector(self) -> np.ndarray:
+        return self.counts.copy()
+
+    def set_state_vector(self, vector) -> None:
+        self.counts = np.asarray(vector, np.float64).reshape(len(self.thresholds)).copy()
+
+    def get_config(self) -> dict:
+        return {"thresholds": self.init_thresholds, "name": self.name}
+
+
+class TruePositives(_ConditionCount):
+    """The (weighted) number of positives predicted positive."""
+
+    _cell, _default_name = "tp", "true_positives"
+
+
+class FalsePositives(_ConditionCount):
+    """The (weighted) number of negatives predicted positive."""
+
+    _cell, _default_name = "fp", "false_positives"
+
+
+class TrueNegatives(_ConditionCount):
+    """The (weighted) number of negatives predicted negative."""
+
+    _cell, _default_name = "tn", "true_negatives"
+
+
+class FalseNegatives(_ConditionCount):
+    """The (weighted) number of positives predicted negative."""
+
+    _cell, _default_name = "fn", "false_negatives"
 
 
 def _ratio(a, b):
