@@ -15,6 +15,7 @@ from hpnn.layers.conv import (
     MaxPooling2D,
     SeparableConv2D,
 )
+from hpnn.layers.conv1d_transpose import Conv1DTranspose
 from hpnn.layers.core import (
     Activation,
     ActivityRegularization,
@@ -175,7 +176,7 @@ __all__ += [
 
 __all__ += ["Cropping2D", "Rescaling", "UpSampling2D", "ZeroPadding2D"]
 
-__all__ += ["Conv2DTranspose"]
+__all__ += ["Conv1DTranspose", "Conv2DTranspose"]
 
 __all__ += ["SpatialDropout1D", "SpatialDropout2D"]
 
