@@ -2,8 +2,9 @@
 
 Every function takes hpnn Tensors, NumPy (or CuPy) arrays or Python numbers and
 returns a Tensor recorded for back-propagation (``argmax``, ``argmin``, ``one_hot``,
-``shape`` and the constructors give no gradient, as in Keras). The arithmetic is
-the engine's (``hpnn.engine.ops``): each function here is a thin composition.
+``shape``, ``top_k``'s indices and the constructors give no gradient, as in Keras).
+The arithmetic is the engine's (``hpnn.engine.ops``): each function here is a thin
+composition.
 
     class Scale(keras.layers.Layer):
         def build(self, input_shape):
@@ -15,11 +16,15 @@ the engine's (``hpnn.engine.ops``): each function here is a thin composition.
 
 from __future__ import annotations
 
+import builtins
+import itertools
+
 import numpy as np
 
 from hpnn import activations as _act
 from hpnn.backend import floatx, get_xp, to_numpy
 from hpnn.engine import ops as _ops
+from hpnn.engine.ops.extra import parse_subscripts
 from hpnn.engine.tensor import Tensor, as_tensor
 
 
@@ -337,3 +342,200 @@ def normalize(x, axis=-1, order=2, epsilon=None):
     x = _t(x)
     eps = 1e-7 if epsilon is None else float(epsilon)
     return x / _ops.maximum(_ops.sqrt(sum(x * x, axis, True)), eps)
+
+
+# -- constructors over ranges ------------------------------------------------------------------
+def arange(start, stop=None, step=None, dtype=None) -> Tensor:
+    """As ``np.arange``; ``int32`` for integer bounds, ``floatx()`` once any is a float."""
+    if stop is None:
+        start, stop = 0, start
+    step = 1 if step is None else step
+    if step == 0:
+        raise ValueError(f"arange: step must not be 0. Received: step={step}")
+    if dtype is None:
+        floats = any(np.asarray(v).dtype.kind == "f" for v in (start, stop, step))
+        dtype = floatx() if floats else "int32"
+    return Tensor(np.arange(start, stop, step).astype(dtype))
+
+
+def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0):
+    """As ``np.linspace``, in ``floatx()`` unless ``dtype`` is given (no gradient)."""
+    if int(num) < 0:
+        raise ValueError(f"linspace: num must be non-negative. Received: num={num}")
+    out, step = np.linspace(start, stop, int(num), endpoint=endpoint, retstep=True, axis=axis)
+    out = Tensor(out.astype(dtype or floatx()))
+    return (out, step) if retstep else out
+
+
+# -- scans, gathers and rearrangements ---------------------------------------------------------
+def cumsum(x, axis=None, dtype=None):
+    x = _t(x) if dtype is None else cast(x, dtype)
+    if axis is None:
+        return _ops.cumsum(_ops.reshape(x, (-1,)), 0)
+    return _ops.cumsum(x, _axes(axis, x.ndim)[0])
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    """``log(sum(exp(x)))`` over ``axis``, shifted by the (constant) maximum for stability."""
+    x = _t(x)
+    axes = tuple(range(x.ndim)) if axis is None else _axes(axis, x.ndim)
+    m = get_xp(x.data).max(x.data, axis=axes, keepdims=True)
+    m = Tensor(get_xp(m).where(get_xp(m).isfinite(m), 0, m).astype(x.dtype))
+    out = _ops.log(_ops.sum(_ops.exp(x - m), axes, True)) + m
+    return (
+        out
+        if keepdims
+        else _ops.reshape(out, tuple(out.shape[i] for i in range(x.ndim) if i not in axes))
+    )
+
+
+def take(x, indices, axis=None):
+    """``x``'s entries at integer ``indices`` along ``axis`` (of the flattened ``x`` when
+    None); the gradient adds into each index as often as it is named."""
+    x = _t(x)
+    idx = np.asarray(convert_to_numpy(indices))
+    if idx.dtype.kind == "f" and np.array_equal(idx, np.round(idx)):
+        idx = idx.astype(np.int64)  # hpnn keeps integer tensors as floatx
+    if idx.dtype.kind not in "iu":
+        raise ValueError(f"take: indices must be integers. Received: dtype={idx.dtype}")
+    if axis is None:
+        x, ax = _ops.reshape(x, (-1,)), 0
+    else:
+        ax = _axes(axis, x.ndim)[0]
+    n = x.shape[ax]
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise ValueError(
+            f"take: indices must be in [-{n}, {n}) for axis {axis} of shape {x.shape}. "
+            f"Received: indices from {idx.min()} to {idx.max()}"
+        )
+    return _ops.getitem(x, (slice(None),) * ax + (idx,))
+
+
+def _take_along(x, idx, ax):
+    """``np.take_along_axis(x, idx, ax)`` as one differentiable integer index."""
+    grid = list(np.ogrid[tuple(slice(n) for n in idx.shape)])
+    grid[ax] = idx
+    return _ops.getitem(x, tuple(grid))
+
+
+def sort(x, axis=-1):
+    """``x`` sorted ascending along ``axis`` (gradients follow the values)."""
+    x = _t(x)
+    ax = _axes(axis, x.ndim)[0]
+    return _take_along(x, np.argsort(convert_to_numpy(x), axis=ax, kind="stable"), ax)
+
+
+def top_k(x, k, sorted=True):  # noqa: A002 - Keras' name
+    """The ``k`` largest values along the last axis (descending, also when ``sorted`` is
+    False) and their ``int32`` indices; the values carry the gradient."""
+    x = _t(x)
+    if x.ndim == 0 or not 1 <= int(k) <= x.shape[-1]:
+        raise ValueError(
+            f"top_k: k must be in [1, {x.shape[-1] if x.ndim else 0}] (the size of the last "
+            f"axis). Received: k={k}, x.shape={x.shape}"
+        )
+    idx = np.argsort(-convert_to_numpy(x), axis=-1, kind="stable")[..., : int(k)]
+    return _take_along(x, idx, x.ndim - 1), Tensor(idx.astype(np.int32))
+
+
+def repeat(x, repeats, axis=None):
+    """Each entry of ``x`` repeated ``repeats`` times along ``axis`` (of the flattened ``x``
+    when None); ``repeats`` is an int or one count per entry."""
+    x = _t(x)
+    if axis is None:
+        x, ax = _ops.reshape(x, (-1,)), 0
+    else:
+        ax = _axes(axis, x.ndim)[0]
+    n, r = x.shape[ax], np.asarray(convert_to_numpy(repeats))
+    if r.ndim > 1 or r.size not in (1, n) or r.dtype.kind not in "iuf" or (r < 0).any():
+        raise ValueError(
+            f"repeat: repeats must be a non-negative int or {n} of them (the size of axis "
+            f"{axis}). Received: repeats={repeats}"
+        )
+    return take(x, np.repeat(np.arange(n), np.broadcast_to(r.astype(np.int64), (n,))), ax)
+
+
+def tile(x, repeats):
+    """``x`` repeated ``repeats[i]`` times along axis ``i`` (as ``np.tile``)."""
+    x = _t(x)
+    reps = (int(repeats),) if np.isscalar(repeats) else tuple(int(r) for r in repeats)
+    if any(r < 0 for r in reps):
+        raise ValueError(f"tile: repeats must be non-negative. Received: repeats={repeats}")
+    nd = builtins.max(len(reps), x.ndim)
+    reps = (1,) * (nd - len(reps)) + reps
+    dims = (1,) * (nd - x.ndim) + x.shape
+    # (d0, d1) -> (1, d0, 1, d1) -> broadcast (r0, d0, r1, d1) -> (r0*d0, r1*d1)
+    y = _ops.reshape(x, tuple(v for d in dims for v in (1, d)))
+    y = _ops.broadcast_to(y, tuple(v for r, d in zip(reps, dims, strict=True) for v in (r, d)))
+    return _ops.reshape(y, tuple(r * d for r, d in zip(reps, dims, strict=True)))
+
+
+PAD_MODES = ("constant", "edge", "reflect", "symmetric", "wrap")
+
+
+def pad(x, pad_width, mode="constant", constant_values=None):
+    """``x`` padded by ``pad_width`` (as ``np.pad``: an int, ``(before, after)`` or one pair
+    per axis), in one of ``PAD_MODES``; built as one gather of ``x``'s entries."""
+    x = _t(x)
+    try:
+        pw = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (x.ndim, 2))
+    except ValueError:
+        pw = None
+    if pw is None or (pw < 0).any():
+        raise ValueError(
+            f"pad: pad_width must be non-negative (before, after) pairs for {x.ndim} axes. "
+            f"Received: pad_width={pad_width}"
+        )
+    if mode not in PAD_MODES or (mode != "constant" and constant_values is not None):
+        raise ValueError(
+            f"pad: mode must be one of {PAD_MODES} (constant_values only with 'constant'). "
+            f"Received: mode={mode!r}, constant_values={constant_values}"
+        )
+    src = np.arange(x.size).reshape(x.shape)
+    flat = _ops.reshape(x, (-1,))
+    if mode == "constant":  # padding reads one extra entry, the constant, after x's
+        index = np.pad(src, pw, constant_values=x.size)
+        fill = Tensor(np.full((1,), constant_values or 0, x.dtype))
+        return _ops.getitem(_ops.concatenate([flat, fill]), index)
+    return _ops.getitem(flat, np.pad(src, pw, mode=mode))
+
+
+def split(x, indices_or_sections, axis=0):
+    """``x`` cut along ``axis`` into equal sections, or at the given indices (a list)."""
+    x = _t(x)
+    ax = _axes(axis, x.ndim)[0]
+    n = x.shape[ax]
+    if np.isscalar(indices_or_sections):
+        k = int(indices_or_sections)
+        if k <= 0 or n % k:
+            raise ValueError(
+                f"split: axis {axis} of size {n} cannot be cut into {indices_or_sections} "
+                f"equal sections. Received: x.shape={x.shape}"
+            )
+        cuts = [n // k * i for i in range(1, k)]
+    else:
+        cuts = [int(c) for c in indices_or_sections]
+    bounds = [0, *cuts, n]
+    head = (slice(None),) * ax
+    return [
+        _ops.getitem(x, (*head, slice(a, builtins.max(a, b))))
+        for a, b in itertools.pairwise(bounds)
+    ]
+
+
+def einsum(subscripts, *operands):
+    """Einstein summation, e.g. ``einsum("bij,bjk->bik", a, b)`` (letters only, no
+    ``...``); gradients flow to every operand."""
+    ts = [_t(o) for o in operands]
+    ins, out = parse_subscripts(subscripts, len(ts))
+    sizes: dict = {}
+    ok = all(len(s) == t.ndim for s, t in zip(ins, ts, strict=True))
+    for s, t in zip(ins, ts, strict=True):
+        for c, d in zip(s, t.shape, strict=False):
+            ok = ok and sizes.setdefault(c, d) == d
+    if not ok or len(set(out)) != len(out) or not set(out) <= set(sizes):
+        raise ValueError(
+            f"einsum: the subscripts do not fit the operands (one letter per axis, one size "
+            f"per letter). Received: subscripts={subscripts!r}, shapes={[t.shape for t in ts]}"
+        )
+    return _ops.einsum(subscripts, *ts)

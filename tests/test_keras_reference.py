@@ -600,3 +600,38 @@ def test_dot(shapes, axes, normalize):
     want = k2np(keras.layers.Dot(axes, normalize=normalize)([a, b]))
     got = layers.Dot(axes, normalize=normalize)([a, b]).data
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+OPS_RNG = np.random.default_rng(1)  # its own: draws here must not shift RNG for the tests above
+OPS_C = OPS_RNG.standard_normal((3, 4, 2)).astype("float32")
+OPS_D = OPS_RNG.standard_normal((2, 5)).astype("float32")
+MORE_OPS_CASES = {
+    "arange": lambda o: o.arange(1, 9, 3),
+    "arange_float": lambda o: o.arange(0.5, 2.0, 0.25),
+    "linspace": lambda o: o.linspace(-1.0, 2.0, 7),
+    "cumsum": lambda o: o.cumsum(OPS_C, axis=1),
+    "logsumexp": lambda o: o.logsumexp(OPS_C, axis=-1),
+    "logsumexp_all": lambda o: o.logsumexp(OPS_X),
+    "tile": lambda o: o.tile(OPS_X, (2, 3)),
+    "repeat": lambda o: o.repeat(OPS_C, 2, axis=1),
+    "repeat_flat": lambda o: o.repeat(OPS_X, 3),
+    "pad": lambda o: o.pad(OPS_C, ((1, 0), (0, 2), (1, 1)), constant_values=0.5),
+    "pad_reflect": lambda o: o.pad(OPS_X, ((1, 2), (2, 1)), mode="reflect"),
+    "split": lambda o: o.split(OPS_C, 2, axis=-1)[1],
+    "split_at": lambda o: o.split(OPS_X, [1, 3], axis=1)[1],
+    "take": lambda o: o.take(OPS_C, np.array([[3, 0], [1, 3]]), axis=1),
+    "take_flat": lambda o: o.take(OPS_X, np.array([5, 0, 11])),
+    "sort": lambda o: o.sort(OPS_C, axis=0),
+    "top_k_values": lambda o: o.top_k(OPS_X, 3)[0],
+    "top_k_indices": lambda o: o.top_k(OPS_X, 3)[1],
+    "einsum": lambda o: o.einsum("ijk,kl->lji", OPS_C, OPS_D),
+    "einsum_batched": lambda o: o.einsum("bij,bkj->bik", OPS_C, OPS_C),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MORE_OPS_CASES))
+def test_more_ops_match_keras_ops(case):
+    want = k2np(MORE_OPS_CASES[case](keras.ops))
+    got = MORE_OPS_CASES[case](hpnn.ops).numpy()
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

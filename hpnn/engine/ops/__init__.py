@@ -29,6 +29,7 @@ from hpnn.engine.ops.arith import (
 )
 from hpnn.engine.ops.conv import conv2d, conv2d_transpose, depthwise_conv2d
 from hpnn.engine.ops.dropout import dropout
+from hpnn.engine.ops.extra import cumsum, einsum
 from hpnn.engine.ops.linalg import linear, matmul
 from hpnn.engine.ops.loss import (
     sigmoid_binary_cross_entropy,
@@ -59,9 +60,11 @@ __all__ = [
     "concatenate",
     "conv2d",
     "conv2d_transpose",
+    "cumsum",
     "depthwise_conv2d",
     "div",
     "dropout",
+    "einsum",
     "elu",
     "erf",
     "exp",
