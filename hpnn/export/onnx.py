@@ -233,6 +233,12 @@ def _convert_functional(g, model, input_name, output_name):
         names[id(t)], shapes[id(t)] = name, tuple(t.shape)
     for node in model._nodes:
         layer = node._layer
+        if node._group is not None or node._n_args != len(node._inputs):
+            raise NotImplementedError(
+                f"to_onnx: layer '{layer.name}' is called with several outputs "
+                "(return_state) or symbolic keyword arguments (initial_state), which the "
+                "ONNX export does not convert yet."
+            )
         xs = [names[id(t)] for t in node._inputs]
         ins = [shapes[id(t)] for t in node._inputs]
         if layer._list_input:

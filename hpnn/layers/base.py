@@ -16,7 +16,7 @@ from hpnn.engine import ops
 from hpnn.engine.tensor import Tensor, _as_array, is_grad_enabled
 from hpnn.engine.variable import Variable
 from hpnn.layers.arguments import normalize_tuple, weight_config  # noqa: F401  (re-exported)
-from hpnn.layers.symbolic import KerasTensor, _symbolic
+from hpnn.layers.symbolic import KerasTensor, _symbolic, map_tensors
 
 _name_counts: collections.Counter = collections.Counter()
 
@@ -366,12 +366,24 @@ class Layer:
         else:
             self.check_input_shape(shape)
             out_shape = self.compute_output_shape(shape)
-        if isinstance(out_shape, list):
-            raise NotImplementedError(
-                f"{self._where()}: a layer with several outputs (such as return_state=True) "
-                "in a functional model is not supported yet."
-            )
-        out = KerasTensor(out_shape, self.dtype, self, inputs, kwargs)
+        # symbolic tensors among the keyword arguments (an LSTM's initial_state) are
+        # inputs of the call too: after the positional ones
+        extra = []
+        for value in kwargs.values():
+            map_tensors(value, extra.append)
+        args = [*inputs, *extra]
+        several = len(out_shape) > 0 and isinstance(out_shape[0], (tuple, list))
+        if several:  # several outputs (a shape each): one tensor each, one call
+            outs = []
+            for i, s in enumerate(out_shape):
+                group = outs[0] if outs else None
+                outs.append(KerasTensor(s, self.dtype, self, args, kwargs, group, index=i))
+                outs[-1]._n_args = len(inputs)
+            outs[0]._group = outs[0]
+            self.__dict__.setdefault("_symbolic_calls", []).append(outs[0])
+            return outs
+        out = KerasTensor(out_shape, self.dtype, self, args, kwargs)
+        out._n_args = len(inputs)
         self.__dict__.setdefault("_symbolic_calls", []).append(out)
         return out
 

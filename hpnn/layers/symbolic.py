@@ -9,12 +9,16 @@ class KerasTensor:
     called on symbolic tensors returns (the functional API). It holds a shape and a
     dtype, and records the call that made it: the layer and its symbolic inputs."""
 
-    def __init__(self, shape, dtype, layer, inputs=(), kwargs=None):
+    def __init__(self, shape, dtype, layer, inputs=(), kwargs=None, group=None, index=None):
         self.shape = tuple(shape)
         self.dtype = dtype
         self._layer = layer
         self._inputs = tuple(inputs)  # empty for an Input
         self._kwargs = dict(kwargs or {})
+        # one of several outputs of one call (LSTM(return_state=True)): the call's first
+        # tensor (``group``, shared by all of them) and this one's place in its outputs
+        self._group, self._index = group, index
+        self._n_args = len(self._inputs)  # the rest of _inputs come in through kwargs
 
     @property
     def ndim(self) -> int:
@@ -60,6 +64,16 @@ class KerasTensor:
         from hpnn.layers.spatial import Rescaling
 
         return Rescaling(-1.0)(self)
+
+
+def map_tensors(value, fn):
+    """``value`` (a keyword argument of a call) with each KerasTensor in it, alone or in
+    a list or tuple, replaced by ``fn(tensor)``."""
+    if isinstance(value, KerasTensor):
+        return fn(value)
+    if isinstance(value, (list, tuple)) and any(isinstance(v, KerasTensor) for v in value):
+        return type(value)(fn(v) if isinstance(v, KerasTensor) else v for v in value)
+    return value
 
 
 def _symbolic(x) -> bool:

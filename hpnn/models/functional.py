@@ -18,6 +18,7 @@ from hpnn.data import adapter
 from hpnn.engine.tensor import Tensor
 from hpnn.layers.base import KerasTensor, Layer
 from hpnn.layers.core import InputLayer
+from hpnn.layers.symbolic import map_tensors
 from hpnn.models.model import Model
 
 
@@ -163,12 +164,20 @@ class Functional(Model):
     def call(self, x, training=False):
         xs = list(x) if self._multi_in else [x]
         values = {id(t): v for t, v in zip(self._inputs, xs, strict=True)}
+        calls = {}  # a call with several outputs runs once: its outputs by its group
         for node in self._nodes:
-            args = [values[id(t)] for t in node._inputs]
+            group = node._group
+            if group is not None and id(group) in calls:
+                values[id(node)] = calls[id(group)][node._index]
+                continue
+            args = [values[id(t)] for t in node._inputs[: node._n_args]]
+            kwargs = {k: map_tensors(v, lambda t: values[id(t)]) for k, v in node._kwargs.items()}
             layer = node._layer
-            values[id(node)] = layer(
-                args if layer._list_input else args[0], training=training, **node._kwargs
-            )
+            out = layer(args if layer._list_input else args[0], training=training, **kwargs)
+            if group is not None:
+                calls[id(group)] = out
+                out = out[node._index]
+            values[id(node)] = out
         outs = [values[id(t)] for t in self._outputs]
         return outs if self._multi_out else outs[0]
 
@@ -289,9 +298,21 @@ class Functional(Model):
         lines.append("=" * sum(cols))
         for t in self._inputs:
             lines.append(self._summary_row(t._layer, t.shape, [], cols))
+        shown = set()
         for node in self._nodes:
+            group = node._group
+            if group is not None and id(group) in shown:
+                continue
+            shape = node.shape
+            if group is not None:  # one row a call: the shapes of all its outputs
+                shown.add(id(group))
+                shape = node._layer.compute_output_shape(
+                    [t.shape for t in node._inputs]
+                    if node._layer._list_input
+                    else node._inputs[0].shape
+                )
             sources = [t._layer.name for t in node._inputs]
-            lines.append(self._summary_row(node._layer, node.shape, sources, cols))
+            lines.append(self._summary_row(node._layer, shape, sources, cols))
         print_fn("\n".join([*lines, *self._summary_totals(cols)]))
 
     @staticmethod
@@ -308,16 +329,26 @@ class Functional(Model):
         ref: dict[int, list] = {}
         for t in self._inputs:
             ref[id(t)] = [t._layer.name, 0]
-        calls = []
+        calls, group_call = [], {}
         for node in self._nodes:
+            group = node._group
+            if group is not None and id(group) in group_call:  # the call is listed already
+                ref[id(node)] = [node._layer.name, group_call[id(group)], node._index]
+                continue
             k = count.get(id(node._layer), 0)
             count[id(node._layer)] = k + 1
             ref[id(node)] = [node._layer.name, k]
+            if group is not None:  # ``[layer, call, output]`` for one of several outputs
+                group_call[id(group)] = k
+                ref[id(node)].append(node._index)
+            kwargs = {
+                k: map_tensors(v, lambda t: {"tensor": ref[id(t)]}) for k, v in node._kwargs.items()
+            }
             calls.append(
                 {
                     "layer": node._layer.name,
-                    "inputs": [ref[id(t)] for t in node._inputs],
-                    **({"kwargs": node._kwargs} if node._kwargs else {}),
+                    "inputs": [ref[id(t)] for t in node._inputs[: node._n_args]],
+                    **({"kwargs": kwargs} if kwargs else {}),
                 }
             )
         return {
@@ -353,10 +384,15 @@ class Functional(Model):
         for call in config["calls"]:
             layer = made[call["layer"]]
             args = [tensors[tuple(r)] for r in call["inputs"]]
-            out = layer(args if layer._list_input else args[0], **call.get("kwargs", {}))
+            kwargs = {k: _tensors_in(v, tensors) for k, v in call.get("kwargs", {}).items()}
+            out = layer(args if layer._list_input else args[0], **kwargs)
             k = calls_so_far.get(layer.name, 0)
             calls_so_far[layer.name] = k + 1
-            tensors[(layer.name, k)] = out
+            if isinstance(out, list):  # several outputs: ``[layer, call, output]``
+                for i, t in enumerate(out):
+                    tensors[(layer.name, k, i)] = t
+            else:
+                tensors[(layer.name, k)] = out
         ins = [tensors[tuple(r)] for r in config["inputs"]]
         outs = [tensors[tuple(r)] for r in config["outputs"]]
         return cls(
@@ -365,3 +401,15 @@ class Functional(Model):
             name=config.get("name"),
             trainable=config.get("trainable", True),
         )
+
+
+def _tensors_in(value, tensors):
+    """A saved keyword argument with its ``{"tensor": ref}`` entries (alone or in a list)
+    back as the symbolic tensors they name."""
+    if isinstance(value, dict) and set(value) == {"tensor"}:
+        return tensors[tuple(value["tensor"])]
+    if isinstance(value, (list, tuple)) and any(
+        isinstance(v, dict) and set(v) == {"tensor"} for v in value
+    ):
+        return [_tensors_in(v, tensors) for v in value]
+    return value
