@@ -11,6 +11,7 @@ from hpnn import random as hpnn_random
 from hpnn.backend import floatx
 from hpnn.data.pydataset import PyDataset, Sequence  # noqa: F401 - keras.utils names
 from hpnn.layers.base import reset_names
+from hpnn.plot_model import model_to_dot, plot_model  # noqa: F401 - keras.utils names
 
 
 def set_random_seed(seed: int) -> None:
