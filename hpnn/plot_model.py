@@ -48,8 +48,12 @@ def _graph(model):
         key = id(node._group) if node._group is not None else id(node)
         if key not in ids:  # (a call with several outputs is one node: all their shapes)
             ids[key] = len(nodes)
-            group = node._group
-            shape = node.shape if group is None else [n.shape for n in calls if n._group is group]
+            shape = node.shape
+            if node._group is not None:
+                args = [t.shape for t in node._inputs[: node._n_args]]
+                shape = node._layer.compute_output_shape(
+                    args if node._layer._list_input else args[0]
+                )
             nodes.append((len(nodes), node._layer, shape))
             for t in node._inputs:
                 source = id(t._group) if t._group is not None else id(t)
