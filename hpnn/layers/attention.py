@@ -142,6 +142,14 @@ class MultiHeadAttention(Layer):
         q = tuple(shapes[0])
         return (*q[:-1], self._output_dim or q[-1])
 
+    def symbolic_output_shape(self, shapes, kwargs, out):
+        """With ``return_attention_scores``: the output's shape and the scores'
+        ``(batch, heads, query steps, value steps)``."""
+        if not kwargs.get("return_attention_scores"):
+            return out
+        q, v = tuple(shapes[0]), tuple(shapes[1])
+        return [out, (q[0], self.num_heads, q[1], v[1])]
+
     # -- calling -------------------------------------------------------------------
     def __call__(
         self,
@@ -160,12 +168,12 @@ class MultiHeadAttention(Layer):
             raise TypeError(f"{self._where()}: call it as layer(query, value[, key]).")
         inputs = [query, value] + ([key] if key is not None else [])
         if any(isinstance(t, KerasTensor) for t in inputs):
-            if attention_mask is not None or return_attention_scores:
-                raise NotImplementedError(
-                    f"{self._where()}: attention_mask and return_attention_scores in a "
-                    "functional model are not supported yet (use_causal_mask is)."
-                )
-            return self._call_symbolic(inputs, {"use_causal_mask": use_causal_mask, **kwargs})
+            extra = {"use_causal_mask": use_causal_mask, **kwargs}
+            if return_attention_scores:
+                extra["return_attention_scores"] = True
+            if attention_mask is not None:  # (a symbolic mask: an input of the call)
+                extra["attention_mask"] = attention_mask
+            return self._call_symbolic(inputs, extra)
         return super().__call__(
             inputs,
             training=training,

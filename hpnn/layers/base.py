@@ -308,6 +308,12 @@ class Layer:
     def call(self, x, training=False):
         raise NotImplementedError
 
+    def symbolic_output_shape(self, input_shape, kwargs, out_shape):
+        """The output shape of a functional call with these keyword arguments (a list of
+        shapes for several outputs): ``out_shape``, from ``compute_output_shape``, unless
+        a layer whose outputs depend on its keyword arguments says otherwise."""
+        return out_shape
+
     def compute_mask(self, inputs, mask=None):
         """The mask of the output: ``mask`` passed through when ``supports_masking``."""
         return mask if self.supports_masking else None
@@ -366,6 +372,7 @@ class Layer:
         else:
             self.check_input_shape(shape)
             out_shape = self.compute_output_shape(shape)
+        out_shape = self.symbolic_output_shape(shape, kwargs, out_shape)
         # symbolic tensors among the keyword arguments (an LSTM's initial_state) are
         # inputs of the call too: after the positional ones
         extra = []

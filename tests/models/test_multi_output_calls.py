@@ -85,3 +85,39 @@ def test_onnx_export_says_it_does_not_convert_them_yet(tmp_path):
 
     with pytest.raises(NotImplementedError, match=r"several outputs .*return_state"):
         to_onnx(seq2seq(hpnn), tmp_path / "m.onnx")
+
+
+def attention_model(lib):
+    """A MultiHeadAttention returning its scores, with a symbolic attention mask."""
+    q, v, mask = lib.Input((5, 8)), lib.Input((7, 8)), lib.Input((5, 7))
+    out, scores = lib.layers.MultiHeadAttention(2, 4)(
+        q, v, attention_mask=mask, return_attention_scores=True
+    )
+    return lib.Model([q, v, mask], [out, scores])
+
+
+def attention_data():
+    rng = np.random.default_rng(0)
+    mask = (rng.random((3, 5, 7)) > 0.3).astype(np.float32)
+    mask[:, :, 0] = 1  # every query sees a value
+    return [rng.random((3, 5, 8), dtype=np.float32), rng.random((3, 7, 8), dtype=np.float32), mask]
+
+
+def test_attention_scores_and_a_symbolic_mask_match_keras(tmp_path):
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    pytest.importorskip("torch")
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "torch":
+        pytest.skip("the comparison runs Keras on its torch backend")
+    theirs, ours = attention_model(keras), attention_model(hpnn)
+    ours.set_weights([keras.ops.convert_to_numpy(w) for w in theirs.weights])
+    x = attention_data()
+    want = [keras.ops.convert_to_numpy(a) for a in theirs.predict(x, verbose=0)]
+    got = ours.predict(x, verbose=0)
+    assert [a.shape for a in got] == [(3, 5, 8), (3, 2, 5, 7)]
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    ours.save(tmp_path / "m.hpnn")
+    loaded = hpnn.models.load_model(tmp_path / "m.hpnn")
+    for a, b in zip(loaded.predict(x, verbose=0), got, strict=True):
+        np.testing.assert_array_equal(a, b)
