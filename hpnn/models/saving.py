@@ -203,7 +203,13 @@ def save_weights(model, path) -> None:
 
 
 def load_weights(model, path) -> None:
-    """Load weights saved by ``save_weights`` or ``save``; all checked before any is set."""
+    """Load weights saved by ``save_weights`` or ``save`` (or by Keras 3's
+    ``save_weights``: a ``.weights.h5`` file); all checked before any is set."""
+    if str(path).endswith(".h5"):
+        from hpnn.io.keras_h5 import load_keras_weights  # (h5py only when asked for)
+
+        load_keras_weights(model, path)
+        return
     document, arrays = read_archive(path)
     if document.get("kind") not in (KIND_WEIGHTS, KIND_MODEL):
         raise ValueError(f"{str(path)!r} holds no weights.")
