@@ -47,7 +47,8 @@ class Functional(Model):
         super().__init__(name=name, trainable=trainable)
         self._inputs = _as_list(inputs, "inputs")
         self._outputs = _as_list(outputs, "outputs")
-        self._multi_in = isinstance(inputs, (list, tuple))
+        # (a list of one input takes a plain array too, as Keras)
+        self._multi_in = isinstance(inputs, (list, tuple)) and len(inputs) > 1
         self._multi_out = isinstance(outputs, (list, tuple))
         self._list_input = self._multi_in
         for t in self._inputs:
@@ -161,6 +162,11 @@ class Functional(Model):
         return self.output_shape
 
     # -- running -------------------------------------------------------------------------
+    def __call__(self, x, *args, **kwargs):
+        if not self._multi_in and isinstance(x, (list, tuple)) and len(x) == 1:
+            x = x[0]  # ([x] for a list of one Input, as Keras takes it)
+        return super().__call__(x, *args, **kwargs)
+
     def call(self, x, training=False):
         xs = list(x) if self._multi_in else [x]
         values = {id(t): v for t, v in zip(self._inputs, xs, strict=True)}
@@ -190,6 +196,8 @@ class Functional(Model):
         if self._multi_in:
             xs = self._input_arrays(x, what)
         else:
+            if isinstance(x, (list, tuple)) and len(x) == 1:  # [x] for a list of one Input
+                x = x[0]
             xs, _ = super()._prepare(x, None, what, targets_needed=False)
         if y is None:
             if targets_needed:

@@ -100,3 +100,27 @@ def test_without_h5py_the_error_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "h5py", None)
     with pytest.raises(ImportError, match=r"needs h5py: pip install h5py"):
         cnn(hpnn).load_weights(tmp_path / "m.weights.h5")
+
+
+def test_fine_tuning_a_keras_trained_model(tmp_path):
+    """Keras trains a feature extractor; hpnn loads it, freezes it, trains a new head."""
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 12, 12, 2), dtype=np.float32)
+    y = (x[:, :6].mean(axis=(1, 2, 3)) > x[:, 6:].mean(axis=(1, 2, 3))).astype("int64")
+    trained = cnn(keras)
+    trained.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    trained.fit(x, y, epochs=2, verbose=0)
+    trained.save_weights(tmp_path / "base.weights.h5")
+
+    base = cnn(hpnn)
+    base.load_weights(tmp_path / "base.weights.h5")
+    frozen = [w.copy() for w in base.get_weights()]
+    base.trainable = False
+    features = hpnn.Model(base.inputs, base.layers[-2].output)  # up to Flatten
+    head = hpnn.layers.Dense(2, activation="softmax", name="new_head")
+    model = hpnn.Sequential([features, head])
+    model.compile(optimizer=hpnn.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy")
+    history = model.fit(x, y, epochs=15, batch_size=16, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    for a, b in zip(base.get_weights(), frozen, strict=True):  # the base did not move
+        np.testing.assert_array_equal(a, b)

@@ -449,3 +449,15 @@ def test_a_layer_called_twice_has_an_ambiguous_output():
     assert ya is not yb
     with pytest.raises(AttributeError, match="called 2 times"):
         shared.output
+
+
+def test_a_list_of_one_input_takes_an_array_or_a_list_of_one():
+    inp = hpnn.Input((4,))
+    model = hpnn.Model([inp], hpnn.layers.Dense(2)(inp))
+    x = np.ones((3, 4), np.float32)
+    a = model.predict(x, verbose=0)
+    np.testing.assert_array_equal(model.predict([x], verbose=0), a)
+    np.testing.assert_array_equal(model([x]).data, a)
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit([x], np.zeros((3, 2), np.float32), verbose=0)
+    model.fit(x, np.zeros((3, 2), np.float32), verbose=0)
