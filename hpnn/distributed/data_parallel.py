@@ -98,7 +98,7 @@ def run(step, kind, plan, comm, offset: int, total: int, x, y=None, w=None, cens
             x, y, w = _placeholder(x), _placeholder(y), None if w is None else _placeholder(w)
         shared = parts.StepShared(total, parts.Exchange(1, outer))
         copies = plan.copies if plan is not None else parts.MetricCopies()
-        ctx = parts.PartContext(shared, 0, offset, n, True, copies.for_part(0, metrics))
+        ctx = parts.PartContext(shared, 0, offset, n, copies, metrics)
         ctx.dummy = dummy
         if census is not None:
             census.inner = ctx

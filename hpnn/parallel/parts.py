@@ -74,13 +74,13 @@ class StepShared:
 class PartContext(step_context.StepContext):
     """One part of a step's batch (see ``hpnn.engine.step_context``)."""
 
-    def __init__(self, shared: StepShared, index: int, offset: int, n: int, leader: bool, clones):
+    def __init__(self, shared: StepShared, index: int, offset: int, n: int, copies, metrics):
         self.shared, self.index = shared, index
         self.offset, self.total, self.n = offset, shared.total, n
         self.share = n / shared.total if shared.total else 1.0
-        self.leader = leader
+        self.leader = index == 0  # (one part a process: the first)
         self.grads = {}
-        self.metrics_map = clones.get
+        self.metrics_map = copies.for_part(index, metrics).get
         self.collected = None
         self.dummy = False  # an MPI rank with no sample of the batch runs one of zeros
         self._draws: dict = {}

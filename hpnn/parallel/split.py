@@ -207,10 +207,8 @@ def run(step, kind, plan, slices, x, y=None, w=None, where=None):
     metrics = step.metrics()
 
     def part(i, sl):
-        clones = plan.copies.for_part(i, metrics)
-        ctx = parts_mod.PartContext(
-            shared, i, offset + sl.start, sl.stop - sl.start, i == 0, clones
-        )
+        n = sl.stop - sl.start
+        ctx = parts_mod.PartContext(shared, i, offset + sl.start, n, plan.copies, metrics)
         try:
             return parts_mod.run_part(step.fn(kind), kind, *_slice(sl, x, y, w, kind), ctx, metrics)
         except BaseException:

@@ -437,10 +437,7 @@ def _run_here(step, kind, copies, parts, total, exchange=None):
     metrics = step.metrics() if kind != "predict" else []
     out = []
     for index, offset, data in parts:
-        n = len(data[0])
-        ctx = parts_mod.PartContext(
-            shared, index, offset, n, index == 0, copies.for_part(index, metrics)
-        )
+        ctx = parts_mod.PartContext(shared, index, offset, len(data[0]), copies, metrics)
         args = (*data, None, None)[:3]
         out.append(parts_mod.run_part(step.fn(kind), kind, *args, ctx, metrics))
     return out

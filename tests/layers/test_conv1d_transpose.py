@@ -1,8 +1,6 @@
 """Conv1DTranspose: against Keras 3 (its torch backend) with the same weights, shapes,
 gradients in float64, saving, and its errors."""
 
-import os
-
 import numpy as np
 import pytest
 
@@ -20,12 +18,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("kwargs", CASES)
-def test_matches_keras(kwargs):
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    pytest.importorskip("torch")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "torch":
-        pytest.skip("the comparison runs Keras on its torch backend")
+def test_matches_keras(kwargs, keras):
     x = np.random.default_rng(0).standard_normal((2, 7, 3)).astype(np.float32)
     theirs = keras.layers.Conv1DTranspose(4, activation="relu", **kwargs)
     want = keras.ops.convert_to_numpy(theirs(x))

@@ -2,8 +2,6 @@
 symbolic tensors as keyword arguments (a decoder's initial_state): the seq2seq shape
 of Keras' examples, against Keras 3 itself, saved and loaded."""
 
-import os
-
 import numpy as np
 import pytest
 
@@ -27,12 +25,7 @@ def data():
 
 
 @pytest.mark.parametrize("cell", ["LSTM", "GRU"])
-def test_seq2seq_matches_keras(cell):
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    pytest.importorskip("torch")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "torch":
-        pytest.skip("the comparison runs Keras on its torch backend")
+def test_seq2seq_matches_keras(cell, keras):
     theirs = seq2seq(keras, cell)
     ours = seq2seq(hpnn, cell)
     ours.set_weights([keras.ops.convert_to_numpy(w) for w in theirs.weights])
@@ -103,12 +96,7 @@ def attention_data():
     return [rng.random((3, 5, 8), dtype=np.float32), rng.random((3, 7, 8), dtype=np.float32), mask]
 
 
-def test_attention_scores_and_a_symbolic_mask_match_keras(tmp_path):
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    pytest.importorskip("torch")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "torch":
-        pytest.skip("the comparison runs Keras on its torch backend")
+def test_attention_scores_and_a_symbolic_mask_match_keras(tmp_path, keras):
     theirs, ours = attention_model(keras), attention_model(hpnn)
     ours.set_weights([keras.ops.convert_to_numpy(w) for w in theirs.weights])
     x = attention_data()
