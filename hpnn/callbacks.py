@@ -15,6 +15,7 @@ from hpnn.training.callbacks_extra import (
     TerminateOnNaN,
 )
 from hpnn.training.checkpoint import BackupAndRestore, ModelCheckpoint
+from hpnn.training.tensorboard import TensorBoard
 
 __all__ = [
     "BackupAndRestore",
@@ -28,5 +29,6 @@ __all__ = [
     "ModelCheckpoint",
     "ProgbarLogger",
     "ReduceLROnPlateau",
+    "TensorBoard",
     "TerminateOnNaN",
 ]
