@@ -10,14 +10,23 @@ import pytest
 
 import hpnn
 
-PROGRAM = Path(__file__).parent / "keras_programs" / "tutorial_models.py"
+PROGRAMS = Path(__file__).parent / "keras_programs"
+SECTIONS = {
+    "tutorial_models.py": [
+        "mlp", "text", "autoencoder", "regression", "heads", "lstm", "transformer",
+        "subclassed", "features", "ops_layer",
+    ],
+    "advanced_programs.py": [
+        "distill", "seq2seq", "transformer", "conv1d_ae", "imbalanced", "attention", "ops",
+    ],
+}  # fmt: skip
 
 
-def run(framework):
+def run(framework, program):
     env = dict(os.environ, PYTHONPATH=str(Path(hpnn.__file__).parent.parent))
     env.setdefault("KERAS_BACKEND", "torch")
     out = subprocess.run(
-        [sys.executable, str(PROGRAM), framework],
+        [sys.executable, str(PROGRAMS / program), framework],
         env=env,
         capture_output=True,
         text=True,
@@ -27,15 +36,12 @@ def run(framework):
     return out.stdout.strip().splitlines()
 
 
-def test_the_programs_run_with_hpnn_as_keras():
-    lines = run("hpnn")
-    assert [line.split()[0] for line in lines] == [
-        "mlp", "text", "autoencoder", "regression", "heads", "lstm", "transformer",
-        "subclassed", "features", "ops_layer",
-    ]  # fmt: skip
+@pytest.mark.parametrize("program", sorted(SECTIONS))
+def test_the_programs_run_with_hpnn_as_keras(program):
+    lines = run("hpnn", program)
+    assert [line.split()[0] for line in lines] == SECTIONS[program]
 
 
-def test_they_print_what_keras_prints():
-    pytest.importorskip("torch")
-    pytest.importorskip("keras")
-    assert run("hpnn") == run("keras")
+@pytest.mark.parametrize("program", sorted(SECTIONS))
+def test_they_print_what_keras_prints(program, keras):
+    assert run("hpnn", program) == run("keras", program)

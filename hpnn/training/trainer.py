@@ -139,7 +139,7 @@ class Trainer(loops.Loops):
             self.build_for((None, *x.shape[1:]))
         else:
             self._check_model_input(x.shape)
-        if y is not None:
+        if y is not None and self.loss is not None:  # (no loss: compute_loss decides)
             loss_name = getattr(self.loss, "name", None)
             adapter.check_targets(y, loss_name, self.output_shape, f"{what}y")
         return x, y

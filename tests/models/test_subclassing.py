@@ -103,6 +103,17 @@ def test_compile_without_a_loss_trains_with_the_subclass_compute_loss(tmp_path):
                                atol=0.05)  # fmt: skip
 
 
+def test_without_a_loss_the_targets_need_not_match_the_outputs():
+    """Distillation's targets are class labels while the model gives logits: with no
+    compiled loss, compute_loss alone decides what the targets mean (as in Keras)."""
+    teacher = hpnn.Sequential([hpnn.Input((4,)), layers.Dense(3)])
+    model = Distiller(hpnn.Sequential([hpnn.Input((4,)), layers.Dense(3)]), teacher)
+    model.compile(optimizer="sgd")
+    x = np.zeros((8, 4), np.float32)
+    history = model.fit(x, np.arange(8) % 3, batch_size=4, verbose=0)  # labels (8,)
+    assert len(history.history["loss"]) == 1
+
+
 def test_no_loss_and_no_compute_loss_says_so():
     model = hpnn.Sequential([hpnn.Input((4,)), layers.Dense(2)])
     model.compile(optimizer="adam")
