@@ -210,7 +210,7 @@ def test_warm_up_loads_every_signature_training_uses(monkeypatch):
     pytest.importorskip("numba")
     import hpnn
     from hpnn import layers
-    from hpnn.engine.kernels import activation, conv, index, pool, rnn
+    from hpnn.engine.kernels import activation, conv, index, pointwise, pool, rnn
 
     monkeypatch.setenv("HPNN_JIT", "1")
     assert kernels.warm_up()
@@ -223,6 +223,8 @@ def test_warm_up_loads_every_signature_training_uses(monkeypatch):
         index.scatter_add_rows,
         activation.softmax_forward,
         activation.softmax_backward,
+        pointwise.relu_forward,
+        pointwise.relu_backward,
     ]
     before = [len(f.signatures) for f in dispatchers]
     assert all(before)
@@ -461,3 +463,41 @@ def test_softmax_uses_the_kernel_from_the_first_call_on_the_last_axis_only(monke
     view = x.transpose(0, 2, 1)  # not contiguous: the kernel gets a copy
     got = ops.softmax(Tensor(view)).numpy()
     np.testing.assert_array_equal(got, ops.softmax(Tensor(np.ascontiguousarray(view))).numpy())
+
+
+@pytest.mark.parametrize("shape", [(64, 100), (4, 9, 9, 16), (3, 50, 40)])
+def test_compiled_relu_gives_the_numpy_numbers(monkeypatch, shape):
+    pytest.importorskip("numba")
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(shape).astype(np.float32)
+    flat = x.reshape(-1)
+    flat[:4] = [np.nan, -0.0, np.inf, -np.inf]
+    gy = rng.standard_normal(shape).astype(np.float32)
+    gy.reshape(-1)[4:7] = [np.inf, np.nan, -np.inf]  # where y is 0 or not: NaN or inf
+    results = {}
+    for jit in ("1", "0"):
+        monkeypatch.setenv("HPNN_JIT", jit)
+        t = Tensor(x, requires_grad=True)
+        y = ops.relu(t)
+        with np.errstate(invalid="ignore"):  # inf * 0 is NaN, on purpose
+            y.backward(gy)
+        results[jit] = (y.data, t.grad)
+    from hpnn.engine.kernels import pointwise
+
+    monkeypatch.setenv("HPNN_JIT", "1")
+    assert kernels.elementwise(x) is pointwise, "the compiled passes ran"
+    for a, b in zip(results["1"], results["0"], strict=True):
+        np.testing.assert_array_equal(a, b)  # NaN in the same places
+        assert np.array_equal(np.signbit(a), np.signbit(b)), "-0.0 and 0.0 as NumPy has them"
+
+
+def test_relu_on_a_strided_view_or_small_array_runs_numpy(monkeypatch):
+    pytest.importorskip("numba")
+    from hpnn.engine.ops import activation
+
+    monkeypatch.setenv("HPNN_JIT", "1")
+    x = np.random.default_rng(0).standard_normal((200, 100)).astype(np.float32)
+    assert activation._compiled(x) is not None
+    assert activation._compiled(x.T) is None  # not contiguous
+    assert activation._compiled(x[:10]) is None  # under COMPILED_FROM elements
+    np.testing.assert_array_equal(ops.relu(Tensor(x.T)).data, np.maximum(x.T, 0))

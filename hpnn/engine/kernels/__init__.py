@@ -1,7 +1,7 @@
 """Optional compiled kernels (numba) behind the ops' NumPy code.
 
 An op asks for the kernels it may use (:func:`pooling`, :func:`convolution`,
-:func:`winograd`, :func:`indexing`, :func:`optimizer`, :func:`recurrent`,
+:func:`winograd`, :func:`indexing`, :func:`optimizer`, :func:`elementwise`, :func:`recurrent`,
 :func:`softmax`, :func:`normalization`); the answer is None when numba is not
 installed, when ``HPNN_JIT=0``, or when the arrays are not float32 on the CPU, and
 the op then runs its NumPy code, which stays the reference the gradient checks test.
@@ -9,7 +9,7 @@ the op then runs its NumPy code, which stays the reference the gradient checks t
 
 Loading numba and its compiled code costs about 0.6 s (and, on a machine with no
 cache yet, a few seconds of compiling). The pooling, col2im, Winograd, row
-scatter-add and Adam kernels give exactly the NumPy code's numbers, so they are
+scatter-add, ReLU and Adam kernels give exactly the NumPy code's numbers, so they are
 loaded in a background thread on first request while the ops go on with NumPy
 meanwhile: a short program does not wait for them before its first steps (only, if
 it ends sooner, at exit), and results do not depend on when the switch happens.
@@ -86,6 +86,9 @@ def _set_up_exact() -> None:
     optim.adam_update_sum(one, one, one, one, one, f32(0.9), f32(1e-3), f32(1e-7), f32(0.0))
     m = np.zeros((1, 1), f32)
     _import("index").scatter_add_rows(np.zeros(1, np.int64), m, m)
+    pointwise = _import("pointwise")
+    pointwise.relu_forward(one, one)
+    pointwise.relu_backward(one, one, one)
 
 
 def _set_up_rnn() -> None:
@@ -193,6 +196,12 @@ def indexing(*arrays):
     """The compiled row scatter-add (``index``) once loaded; None before or where it
     does not apply."""
     return _exact("index", arrays)
+
+
+def elementwise(*arrays):
+    """The compiled ReLU passes (``pointwise``) once loaded; None before or where they
+    do not apply."""
+    return _exact("pointwise", arrays)
 
 
 def optimizer(*arrays):
