@@ -146,4 +146,11 @@ class Bidirectional(Layer):
 
         config = dict(config)
         spec = config.pop("layer")
-        return cls(getattr(layers, spec["class_name"]).from_config(spec["config"]), **config)
+        backward = config.pop("backward_layer", None)
+        if isinstance(backward, dict):  # (Keras' configs always hold the backward layer)
+            backward = getattr(layers, backward["class_name"]).from_config(backward["config"])
+        return cls(
+            getattr(layers, spec["class_name"]).from_config(spec["config"]),
+            backward_layer=backward,
+            **config,
+        )

@@ -190,6 +190,7 @@ class SpatialDropout1D(Dropout):
     def get_config(self):
         config = super().get_config()
         config.pop("noise_shape", None)
+        config.pop("trainable")  # (Keras' SpatialDropout takes no trainable: it has no weights)
         return config
 
 

@@ -4,6 +4,9 @@
 architecture, the weights, the compile configuration and the optimizer state
 (slots and iteration count), atomically. ``load_model`` checks the whole file
 before building anything, so a bad file raises instead of giving half a model.
+A path ending in ``.keras`` is written in Keras 3's format instead (see
+:mod:`hpnn.io.keras_format`), and ``.h5`` weights in Keras' ``.weights.h5`` layout;
+``load_model`` tells the formats apart by content.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from hpnn import layers as layers_mod
 from hpnn import losses as losses_mod
 from hpnn import optimizers as optimizers_mod
 from hpnn.backend import to_numpy
+from hpnn.io import keras_format
 from hpnn.io.archive import ArchiveError, read_archive, write_archive
 from hpnn.layers.core import InputLayer
 from hpnn.models.sequential import Sequential
@@ -99,13 +103,23 @@ def _saved_metrics(specs, several_outputs):
     return [m for m in specs if isinstance(m, str)]
 
 
+def _model_classes():
+    from hpnn.models.functional import Functional
+
+    return Sequential, Functional
+
+
 def save_model(model, path) -> None:
-    """Write architecture, weights, compile config and optimizer state to ``path``."""
+    """Write architecture, weights, compile config and optimizer state to ``path``
+    (Keras' format, without the optimizer state, for a ``.keras`` path)."""
     if not model.built:
         raise ValueError(
             f"Model '{model.name}' is not built yet: nothing to save. Call it on "
             "data (fit, predict) or start it with hpnn.Input(...) first."
         )
+    if str(path).endswith(".keras"):
+        keras_format.save_model(model, path, *_model_classes())
+        return
     arrays = {f"weight_{i}": w for i, w in enumerate(model.get_weights())}
     document = {
         "kind": KIND_MODEL,
@@ -149,7 +163,10 @@ def _weights_from(arrays, prefix, count=None):
 
 
 def load_model(path, custom_objects=None, compile=True):  # noqa: A002 - Keras' name
-    """Load a model written by ``model.save``; compiled with its optimizer state if it was."""
+    """Load a model written by ``model.save`` (or a Keras 3 ``.keras`` file); compiled
+    with its optimizer state if it was (a Keras file's optimizer starts afresh)."""
+    if keras_format.is_keras_file(path):
+        return keras_format.load_model(path, *_model_classes(), custom_objects, compile)
     document, arrays = read_archive(path)
     if document.get("kind") != KIND_MODEL:
         raise ValueError(
@@ -192,7 +209,11 @@ def load_model(path, custom_objects=None, compile=True):  # noqa: A002 - Keras' 
 
 
 def save_weights(model, path) -> None:
-    """Write only the weights (in ``get_weights`` order) to ``path``, atomically."""
+    """Write only the weights (in ``get_weights`` order) to ``path``, atomically; to a
+    ``.h5`` path in Keras 3's ``.weights.h5`` layout, which Keras' load_weights reads."""
+    if str(path).endswith(".h5"):
+        keras_format.save_weights(model, path)
+        return
     weights = model.get_weights()
     shapes = [list(w.shape) for w in weights]
     write_archive(
@@ -203,12 +224,15 @@ def save_weights(model, path) -> None:
 
 
 def load_weights(model, path) -> None:
-    """Load weights saved by ``save_weights`` or ``save`` (or by Keras 3's
-    ``save_weights``: a ``.weights.h5`` file); all checked before any is set."""
+    """Load weights saved by ``save_weights`` or ``save`` (or by Keras 3: a
+    ``.weights.h5`` or ``.keras`` file); all checked before any is set."""
     if str(path).endswith(".h5"):
-        from hpnn.io.keras_h5 import load_keras_weights  # (h5py only when asked for)
+        from hpnn.io.keras_h5 import load_keras_weights
 
         load_keras_weights(model, path)
+        return
+    if keras_format.is_keras_file(path):
+        keras_format.load_weights(model, path)
         return
     document, arrays = read_archive(path)
     if document.get("kind") not in (KIND_WEIGHTS, KIND_MODEL):
