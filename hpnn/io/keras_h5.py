@@ -13,11 +13,10 @@ same order, and come back from them the same way. Needs ``h5py`` (``pip install 
 from __future__ import annotations
 
 import io
-import re
 
 import numpy as np
 
-from hpnn.layers.base import Layer
+from hpnn.layers.base import Layer, _snake
 
 # the parts of a layer that Keras keeps its weights in, in the order of its weights
 _PARTS = {
@@ -29,11 +28,6 @@ _PARTS = {
     "SimpleRNN": ("cell",),
     "TimeDistributed": ("layer",),
 }
-
-
-def _snake(name: str) -> str:
-    s = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
 
 
 def _keys(layers) -> list[str]:

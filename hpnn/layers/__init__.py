@@ -16,6 +16,18 @@ from hpnn.layers.conv import (
     SeparableConv2D,
 )
 from hpnn.layers.conv1d_transpose import Conv1DTranspose
+from hpnn.layers.conv3d import (
+    AveragePooling3D,
+    AvgPool3D,
+    Conv3D,
+    GlobalAveragePooling3D,
+    GlobalAvgPool3D,
+    GlobalMaxPool3D,
+    GlobalMaxPooling3D,
+    MaxPool3D,
+    MaxPooling3D,
+)
+from hpnn.layers.conv_lstm import ConvLSTM2D
 from hpnn.layers.core import (
     Activation,
     ActivityRegularization,
@@ -177,6 +189,19 @@ __all__ += [
 __all__ += ["Cropping2D", "Rescaling", "UpSampling2D", "ZeroPadding2D"]
 
 __all__ += ["Conv1DTranspose", "Conv2DTranspose"]
+
+__all__ += [
+    "AveragePooling3D",
+    "AvgPool3D",
+    "Conv3D",
+    "ConvLSTM2D",
+    "GlobalAveragePooling3D",
+    "GlobalAvgPool3D",
+    "GlobalMaxPool3D",
+    "GlobalMaxPooling3D",
+    "MaxPool3D",
+    "MaxPooling3D",
+]
 
 __all__ += ["SpatialDropout1D", "SpatialDropout2D"]
 

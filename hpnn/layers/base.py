@@ -55,7 +55,9 @@ def reset_names() -> None:
 
 
 def _snake(name: str) -> str:
-    s = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
+    """Keras' snake case of a class name (``Conv2D`` -> ``conv2d``, ``ConvLSTM2D`` ->
+    ``conv_lstm2d``): default layer names and the keys of Keras' weight files."""
+    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
 
 
@@ -210,6 +212,20 @@ class Layer:
         trainable = {id(w) for w in self.trainable_weights}
         return [w for w in self.weights if id(w) not in trainable]
 
+    # Keras 3's names of the weight lists
+    variables = property(lambda self: self.weights)
+    trainable_variables = property(lambda self: self.trainable_weights)
+    non_trainable_variables = property(lambda self: self.non_trainable_weights)
+
+    def add_loss(self, loss) -> None:
+        """Keras 3's ``add_loss``, from ``call``: a scalar (a tensor is summed) added to
+        the training loss of this forward pass, and in ``model.losses`` until the next."""
+        loss = loss if isinstance(loss, Tensor) else Tensor(_as_array(loss, self.dtype))
+        loss = ops.sum(loss) if loss.ndim else loss
+        self.__dict__.setdefault("_added_losses", []).append(loss)
+        if _collector.active is not None:
+            _collector.active.append(loss)
+
     def get_weights(self) -> list[np.ndarray]:
         return [to_numpy(w.data).copy() for w in self.weights]
 
@@ -341,6 +357,7 @@ class Layer:
                 self.check_input_shape(x.shape)
         if self._call_accepts_training:
             kwargs["training"] = training
+        self.__dict__["_added_losses"] = []  # (add_loss: those of this call only)
         out = self.call(x, **kwargs)
         if self.activity_regularizer is not None:
             self._record_activity(out)
@@ -578,5 +595,7 @@ def current_activity(layer) -> list:
 
 
 def activity_losses(layer) -> list:
-    """The activity penalties of the latest call of ``layer`` and the layers inside it."""
-    return [p for obj in _walk(layer) for p in getattr(obj, "_activity_losses", ())]
+    """The activity penalties (and ``add_loss`` losses) of the latest call of ``layer``
+    and the layers inside it."""
+    keys = ("_activity_losses", "_added_losses")
+    return [p for obj in _walk(layer) for key in keys for p in obj.__dict__.get(key, ())]

@@ -28,6 +28,7 @@ from hpnn.engine.ops.arith import (
     unbroadcast,
 )
 from hpnn.engine.ops.conv import conv2d, conv2d_transpose, depthwise_conv2d
+from hpnn.engine.ops.conv3d import average_pool3d, conv3d, max_pool3d
 from hpnn.engine.ops.dropout import dropout
 from hpnn.engine.ops.extra import cumsum, einsum
 from hpnn.engine.ops.linalg import linear, matmul
@@ -54,12 +55,14 @@ __all__ = [
     "abs",
     "add",
     "average_pool2d",
+    "average_pool3d",
     "batch_norm",
     "broadcast_to",
     "clip",
     "concatenate",
     "conv2d",
     "conv2d_transpose",
+    "conv3d",
     "cumsum",
     "depthwise_conv2d",
     "div",
@@ -79,6 +82,7 @@ __all__ = [
     "matmul",
     "max",
     "max_pool2d",
+    "max_pool3d",
     "maximum",
     "mean",
     "minimum",
