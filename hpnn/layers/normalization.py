@@ -242,8 +242,9 @@ class UnitNormalization(Layer):
 
     def call(self, x, training=False):
         axis = tuple(self.axis) if isinstance(self.axis, list) else self.axis
-        norm = ops.sqrt(ops.sum(x * x, axis=axis, keepdims=True))
-        return x / ops.maximum(norm, 1e-12)
+        # x / max(||x||, 1e-12), with the floor under the square: sqrt's derivative at a
+        # zero row (after a ReLU) would be inf, and inf * 0 a NaN gradient
+        return x / ops.sqrt(ops.maximum(ops.sum(x * x, axis=axis, keepdims=True), 1e-24))
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}

@@ -387,6 +387,18 @@ def test_unit_normalization_and_identity():
     assert layers.Identity()(Tensor(x)).data is x or np.array_equal(layers.Identity()(x).data, x)
 
 
+def test_unit_normalization_of_a_zero_row_has_a_finite_gradient():
+    """A zero row (all ReLU outputs off) is left zero, and its gradient is x's scale
+    1 / 1e-12 there, not the NaN that sqrt's derivative at 0 would make."""
+    x = np.array([[0.0, 0.0, 0.0], [3.0, 4.0, 0.0]], np.float32)
+    t = Tensor(x, requires_grad=True)
+    y = layers.UnitNormalization()(t)
+    np.testing.assert_allclose(y.data, [[0, 0, 0], [0.6, 0.8, 0]], rtol=1e-6)
+    y.backward(np.ones_like(x))
+    assert np.isfinite(t.grad).all()
+    np.testing.assert_allclose(t.grad[0], 1e12, rtol=1e-5)
+
+
 def test_gaussian_dropout():
     x = np.ones((400, 50), "float32")
     layer = layers.GaussianDropout(0.2, seed=1)
