@@ -55,6 +55,16 @@ class Constant(Initializer):
         return {"value": self.value}
 
 
+def _truncated_normal(rng, shape, std, mean=0.0):
+    """Normal draws of ``std`` about ``mean``, each one beyond 2 ``std`` drawn again."""
+    a = rng.normal(mean, std, size=shape)
+    bad = np.abs(a - mean) > 2 * std
+    while bad.any():
+        a[bad] = rng.normal(mean, std, size=int(bad.sum()))
+        bad = np.abs(a - mean) > 2 * std
+    return a
+
+
 class _Random(Initializer):
     def __init__(self, seed=None):
         self.seed = seed
@@ -83,6 +93,25 @@ class RandomUniform(_Random):
         return self._rng.uniform(self.minval, self.maxval, size=shape).astype(dtype or floatx())
 
 
+class TruncatedNormal(_Random):
+    """Normal draws of ``stddev`` about ``mean``, those beyond 2 ``stddev`` drawn again
+    (as ``keras.initializers.TruncatedNormal``: the values' spread is about 0.88
+    ``stddev``)."""
+
+    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+        super().__init__(seed)
+        if not stddev > 0:
+            raise ValueError(f"TruncatedNormal: stddev must be > 0. Received: stddev={stddev!r}")
+        self.mean, self.stddev = mean, stddev
+
+    def __call__(self, shape, dtype=None):
+        a = _truncated_normal(self._rng, shape, self.stddev, self.mean)
+        return a.astype(dtype or floatx())
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean, "stddev": self.stddev}
+
+
 class VarianceScaling(_Random):
     """Keras' VarianceScaling: ``scale / fan`` variance, normal (truncated) or uniform."""
 
@@ -108,12 +137,7 @@ class VarianceScaling(_Random):
             a = self._rng.normal(0.0, math.sqrt(var), size=shape)
         else:
             # std of a normal truncated at 2 std is 0.8796... of the untruncated one
-            std = math.sqrt(var) / 0.87962566103423978
-            a = self._rng.normal(0.0, std, size=shape)
-            bad = np.abs(a) > 2 * std
-            while bad.any():
-                a[bad] = self._rng.normal(0.0, std, size=int(bad.sum()))
-                bad = np.abs(a) > 2 * std
+            a = _truncated_normal(self._rng, shape, math.sqrt(var) / 0.87962566103423978)
         return a.astype(dtype or floatx())
 
     def get_config(self):
@@ -155,6 +179,35 @@ class LecunNormal(_FixedVarianceScaling):
         super().__init__(1.0, "fan_in", "truncated_normal", seed)
 
 
+class LecunUniform(_FixedVarianceScaling):
+    """Uniform in ``[-limit, limit]``, ``limit = sqrt(3 / fan_in)``."""
+
+    def __init__(self, seed=None):
+        super().__init__(1.0, "fan_in", "uniform", seed)
+
+
+class Identity(Initializer):
+    """``gain`` times the identity matrix (2-D shapes only; a rectangular one has ones
+    on its main diagonal), as ``keras.initializers.Identity``."""
+
+    def __init__(self, gain=1.0):
+        self.gain = gain
+
+    def __call__(self, shape, dtype=None):
+        if len(shape) != 2:
+            raise ValueError(
+                "Identity: the identity initializer makes 2-D matrices only. "
+                f"Received: shape={tuple(shape)} of rank {len(shape)}"
+            )
+        return (self.gain * np.eye(*shape)).astype(dtype or floatx())
+
+    def get_config(self):
+        return {"gain": self.gain}
+
+
+IdentityInitializer = Identity
+
+
 class Orthogonal(_Random):
     def __init__(self, gain=1.0, seed=None):
         super().__init__(seed)
@@ -171,6 +224,19 @@ class Orthogonal(_Random):
         return (self.gain * q[:rows, :cols]).reshape(shape).astype(dtype or floatx())
 
 
+OrthogonalInitializer = Orthogonal
+# Keras' lowercase names of the classes
+constant, zeros, ones, identity = Constant, Zeros, Ones, Identity
+random_normal, random_uniform, truncated_normal = RandomNormal, RandomUniform, TruncatedNormal
+glorot_normal, glorot_uniform, he_normal, he_uniform = (
+    GlorotNormal,
+    GlorotUniform,
+    HeNormal,
+    HeUniform,
+)
+lecun_normal, lecun_uniform, orthogonal = LecunNormal, LecunUniform, Orthogonal
+variance_scaling = VarianceScaling
+
 _ALIASES = {
     "zeros": Zeros,
     "ones": Ones,
@@ -182,6 +248,9 @@ _ALIASES = {
     "he_uniform": HeUniform,
     "he_normal": HeNormal,
     "lecun_normal": LecunNormal,
+    "lecun_uniform": LecunUniform,
+    "truncated_normal": TruncatedNormal,
+    "identity": Identity,
     "orthogonal": Orthogonal,
     "variance_scaling": VarianceScaling,
 }
@@ -212,6 +281,7 @@ def get(identifier) -> Initializer:
         cls = globals().get(identifier["class_name"])
         if isinstance(cls, type) and issubclass(cls, Initializer):
             return cls(**identifier.get("config", {}))
+        return deserialize(identifier)
     if isinstance(identifier, str):
         key = identifier.lower()
         cls = _ALIASES.get(key) or next(
@@ -223,3 +293,18 @@ def get(identifier) -> Initializer:
         f"Unknown initializer: expected one of {sorted(_ALIASES)} or an Initializer. "
         f"Received: initializer={identifier!r}"
     )
+
+
+def deserialize(config, custom_objects=None):
+    """An initializer from ``serialize``'s form (or Keras' entry, or a name); custom and
+    registered classes are found by name."""
+    if isinstance(config, str) or (
+        isinstance(config, dict) and isinstance(globals().get(config.get("class_name")), type)
+    ):
+        return get(config)
+    from hpnn.saving import deserialize_keras_object
+
+    found = deserialize_keras_object(config, custom_objects)
+    if isinstance(found, dict):
+        raise ValueError(f"Unknown initializer entry. Received: {config!r}")
+    return found

@@ -260,9 +260,18 @@ class Loss:
         return type(self).fn(y_true, y_pred, **self.kwargs)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        values = self.call(y_true, y_pred)
+        return self._reduce(self.call(y_true, y_pred), sample_weight)
+
+    def _reduce(self, values, sample_weight=None):
+        """The per-sample ``values`` weighted (a trailing axis of 1 of either dropped, as
+        Keras matches their ranks) and reduced by ``reduction``."""
         if sample_weight is not None:
-            values = ops.mul(values, _as_target(sample_weight, values))
+            w = _as_target(sample_weight, values)
+            if w.ndim == values.ndim + 1 and w.shape[-1] == 1:
+                w = w[..., 0]
+            elif values.ndim == w.ndim + 1 and values.shape[-1] == 1:
+                w = w[..., None]
+            values = ops.mul(values, w)
         if self.reduction in ("none", None):
             return values
         total = ops.sum(values)
@@ -471,3 +480,49 @@ def get(identifier) -> Loss:
     if callable(identifier):
         return LossFunctionWrapper(identifier)
     raise ValueError(f"loss must be a string, a Loss or a callable. Received: loss={identifier!r}")
+
+
+# Keras 3's overlap, metric-learning and noise-robust losses (their own module: see there)
+from hpnn.losses_extra import (  # noqa: E402  (they build on Loss, above)
+    CategoricalGeneralizedCrossEntropy,
+    Circle,
+    Dice,
+    Tversky,
+    categorical_generalized_cross_entropy,
+    circle,
+    dice,
+    tversky,
+)
+
+_EXTRA = {
+    dice: Dice,
+    tversky: Tversky,
+    circle: Circle,
+    categorical_generalized_cross_entropy: CategoricalGeneralizedCrossEntropy,
+}
+_FN_TO_CLASS.update(_EXTRA)
+_BY_NAME.update({fn.__name__: cls for fn, cls in _EXTRA.items()})
+
+
+def serialize(loss):
+    """A Loss (or loss function) as Keras' ``{"module", "class_name", "config",
+    "registered_name"}`` entry; ``deserialize`` makes it again."""
+    from hpnn.saving import serialize_keras_object
+
+    return serialize_keras_object(loss)
+
+
+def deserialize(name, custom_objects=None):
+    """A Loss from ``serialize``'s entry; a name gives the loss function of that name
+    (``"mse"`` -> ``mean_squared_error``) or the class (``"Huber"``)."""
+    from hpnn.saving import deserialize_keras_object
+
+    if isinstance(name, str):
+        found = globals().get(name)
+        if callable(found) and (
+            (isinstance(found, type) and issubclass(found, Loss)) or found in _FN_TO_CLASS
+        ):
+            return found
+        if name in _BY_NAME:
+            return _BY_NAME[name]
+    return deserialize_keras_object(name, custom_objects)

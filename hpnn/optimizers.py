@@ -550,6 +550,26 @@ _BY_NAME = {
     "lion": Lion,
 }
 
+from hpnn.optimizers_extra import Adafactor, Ftrl, Lamb  # noqa: E402  (they build on Optimizer)
+
+_BY_NAME.update({"lamb": Lamb, "ftrl": Ftrl, "adafactor": Adafactor})
+
+
+def serialize(optimizer):
+    """An Optimizer as Keras' ``{"module", "class_name", "config", ...}`` entry."""
+    from hpnn.saving import serialize_keras_object
+
+    return serialize_keras_object(optimizer)
+
+
+def deserialize(config, custom_objects=None):
+    """An Optimizer from ``serialize``'s entry (or a name, as ``get``)."""
+    from hpnn.saving import deserialize_keras_object
+
+    if isinstance(config, str):
+        return get(config)
+    return deserialize_keras_object(config, custom_objects, module_objects=_BY_NAME)
+
 
 def get(identifier) -> Optimizer:
     """Return an optimizer from a name (``"adam"``), a class, or an instance."""

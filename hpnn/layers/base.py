@@ -212,8 +212,7 @@ class Layer:
         trainable = {id(w) for w in self.trainable_weights}
         return [w for w in self.weights if id(w) not in trainable]
 
-    # Keras 3's names of the weight lists
-    variables = property(lambda self: self.weights)
+    variables = property(lambda self: self.weights)  # (Keras 3's names of the lists)
     trainable_variables = property(lambda self: self.trainable_weights)
     non_trainable_variables = property(lambda self: self.non_trainable_weights)
 
@@ -595,7 +594,6 @@ def current_activity(layer) -> list:
 
 
 def activity_losses(layer) -> list:
-    """The activity penalties (and ``add_loss`` losses) of the latest call of ``layer``
-    and the layers inside it."""
+    """The activity penalties and added losses of ``layer``'s latest call (and its layers')."""
     keys = ("_activity_losses", "_added_losses")
     return [p for obj in _walk(layer) for key in keys for p in obj.__dict__.get(key, ())]

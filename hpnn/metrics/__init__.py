@@ -1,16 +1,80 @@
 """Metrics: stateful accumulators over batches (``update_state``, ``result``, ``reset_state``).
 
-They read plain arrays (predictions after the forward pass), never the graph.
+They read plain arrays (predictions after the forward pass), never the graph. Each keeps
+its state as running sums (``state_vector``), so the parts of a split batch and the MPI
+ranks add theirs up. ``compile(metrics=[...])`` takes them as objects, classes, Keras'
+names (``"auc"``, ``"binary_crossentropy"``, ``"MeanSquaredError"``...) or functions.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import inspect
+import re
 
-from hpnn.backend import to_numpy
-from hpnn.engine.tensor import Tensor
-from hpnn.metrics.base import Mean, Metric, _labels  # noqa: F401  (Mean: public)
-from hpnn.metrics.scores import (  # noqa: F401  (the public names of hpnn.metrics)
+from hpnn.losses import (  # noqa: F401  (keras.metrics' function forms are the losses')
+    binary_crossentropy,
+    binary_focal_crossentropy,
+    categorical_crossentropy,
+    categorical_focal_crossentropy,
+    categorical_hinge,
+    hinge,
+    huber,
+    kl_divergence,
+    log_cosh,
+    mean_absolute_error,
+    mean_absolute_percentage_error,
+    mean_squared_error,
+    mean_squared_logarithmic_error,
+    poisson,
+    sparse_categorical_crossentropy,
+    squared_hinge,
+)
+from hpnn.metrics.accuracy import (
+    Accuracy,
+    BinaryAccuracy,
+    CategoricalAccuracy,
+    MeanAbsoluteError,
+    MeanSquaredError,
+    RootMeanSquaredError,
+    SparseCategoricalAccuracy,
+    SparseTopKCategoricalAccuracy,
+    TopKCategoricalAccuracy,
+)
+from hpnn.metrics.at_threshold import (
+    PrecisionAtRecall,
+    RecallAtPrecision,
+    SensitivityAtSpecificity,
+    SpecificityAtSensitivity,
+)
+from hpnn.metrics.base import Mean, MeanMetricWrapper, Metric, Sum, _labels  # noqa: F401
+from hpnn.metrics.functions import (  # noqa: F401  (the public names of hpnn.metrics)
+    accuracy,
+    binary_accuracy,
+    categorical_accuracy,
+    concordance_correlation,
+    pearson_correlation,
+    sparse_categorical_accuracy,
+    sparse_top_k_categorical_accuracy,
+    top_k_categorical_accuracy,
+)
+from hpnn.metrics.iou import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
+from hpnn.metrics.means import (
+    BinaryCrossentropy,
+    CategoricalCrossentropy,
+    CategoricalHinge,
+    ConcordanceCorrelation,
+    CosineSimilarity,
+    Hinge,
+    KLDivergence,
+    LogCoshError,
+    MeanAbsolutePercentageError,
+    MeanSquaredLogarithmicError,
+    PearsonCorrelation,
+    Poisson,
+    SparseCategoricalCrossentropy,
+    SquaredHinge,
+)
+from hpnn.metrics.scores import (
     AUC,
     F1Score,
     FalseNegatives,
@@ -23,118 +87,79 @@ from hpnn.metrics.scores import (  # noqa: F401  (the public names of hpnn.metri
     TruePositives,
 )
 
-
-class CategoricalAccuracy(Metric):
-    def __init__(self, name="categorical_accuracy", dtype=None):
-        super().__init__(name)
-
-    def values(self, y_true, y_pred):
-        return np.argmax(y_true, axis=-1) == np.argmax(y_pred, axis=-1)
-
-
-class SparseCategoricalAccuracy(Metric):
-    def __init__(self, name="sparse_categorical_accuracy", dtype=None):
-        super().__init__(name)
-
-    def values(self, y_true, y_pred):
-        return _labels(y_true, y_pred).astype(np.int64) == np.argmax(y_pred, axis=-1)
-
-
-class BinaryAccuracy(Metric):
-    def __init__(self, name="binary_accuracy", dtype=None, threshold=0.5):
-        super().__init__(name)
-        self.threshold = threshold
-
-    def values(self, y_true, y_pred):
-        y = np.asarray(y_true)
-        if y.ndim == y_pred.ndim - 1:
-            y = y[..., None]
-        return ((y_pred > self.threshold) == (y > 0.5)).mean(axis=-1)
-
-
-class Accuracy(Metric):
-    """Exact match of ``y_true`` and ``y_pred`` (Keras' ``Accuracy`` class)."""
-
-    def __init__(self, name="accuracy", dtype=None):
-        super().__init__(name)
-
-    def values(self, y_true, y_pred):
-        return np.asarray(y_true) == np.asarray(y_pred)
-
-
-class MeanSquaredError(Metric):
-    def __init__(self, name="mean_squared_error", dtype=None):
-        super().__init__(name)
-
-    def values(self, y_true, y_pred):
-        return ((y_pred - np.reshape(y_true, y_pred.shape)) ** 2).mean(axis=-1)
-
-
-class MeanAbsoluteError(Metric):
-    def __init__(self, name="mean_absolute_error", dtype=None):
-        super().__init__(name)
-
-    def values(self, y_true, y_pred):
-        return np.abs(y_pred - np.reshape(y_true, y_pred.shape)).mean(axis=-1)
+_CLASSES = [
+    Metric,
+    Mean,
+    Sum,
+    MeanMetricWrapper,
+    MeanSquaredError,
+    RootMeanSquaredError,
+    MeanAbsoluteError,
+    MeanAbsolutePercentageError,
+    MeanSquaredLogarithmicError,
+    CosineSimilarity,
+    LogCoshError,
+    R2Score,
+    AUC,
+    FalseNegatives,
+    FalsePositives,
+    Precision,
+    PrecisionAtRecall,
+    Recall,
+    RecallAtPrecision,
+    SensitivityAtSpecificity,
+    SpecificityAtSensitivity,
+    TrueNegatives,
+    TruePositives,
+    ConcordanceCorrelation,
+    PearsonCorrelation,
+    Hinge,
+    SquaredHinge,
+    CategoricalHinge,
+    KLDivergence,
+    Poisson,
+    BinaryCrossentropy,
+    CategoricalCrossentropy,
+    SparseCategoricalCrossentropy,
+    Accuracy,
+    BinaryAccuracy,
+    CategoricalAccuracy,
+    SparseCategoricalAccuracy,
+    TopKCategoricalAccuracy,
+    SparseTopKCategoricalAccuracy,
+    F1Score,
+    FBetaScore,
+    IoU,
+    BinaryIoU,
+    MeanIoU,
+    OneHotIoU,
+    OneHotMeanIoU,
+]
 
 
-class TopKCategoricalAccuracy(Metric):
-    def __init__(self, k=5, name="top_k_categorical_accuracy", dtype=None):
-        super().__init__(name)
-        self.k = k
-
-    def values(self, y_true, y_pred):
-        top = np.argpartition(-y_pred, self.k - 1, axis=-1)[..., : self.k]
-        return (top == np.argmax(y_true, axis=-1)[..., None]).any(axis=-1)
+def _snake(name: str) -> str:
+    """``MeanSquaredError`` -> ``mean_squared_error`` (as Keras names its metrics)."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-class SparseTopKCategoricalAccuracy(Metric):
-    """Whether the integer label is among the ``k`` highest predictions."""
-
-    def __init__(self, k=5, name="sparse_top_k_categorical_accuracy", dtype=None):
-        super().__init__(name)
-        self.k = k
-
-    def values(self, y_true, y_pred):
-        labels = _labels(y_true, y_pred).astype(np.int64)
-        top = np.argpartition(-y_pred, self.k - 1, axis=-1)[..., : self.k]
-        return (top == labels[..., None]).any(axis=-1)
-
-
-class RootMeanSquaredError(Metric):
-    """``sqrt`` of the (weighted) mean squared error over everything seen."""
-
-    def __init__(self, name="root_mean_squared_error", dtype=None):
-        super().__init__(name)
-
-    def values(self, y_true, y_pred):
-        return ((y_pred - np.reshape(y_true, y_pred.shape)) ** 2).mean(axis=-1)
-
-    def result(self) -> float:
-        return float(np.sqrt(super().result()))
-
-
-_BY_NAME = {
-    "auc": AUC,
-    "precision": Precision,
-    "recall": Recall,
-    "categorical_accuracy": CategoricalAccuracy,
-    "sparse_categorical_accuracy": SparseCategoricalAccuracy,
-    "binary_accuracy": BinaryAccuracy,
-    "mean_squared_error": MeanSquaredError,
-    "mse": MeanSquaredError,
-    "mean_absolute_error": MeanAbsoluteError,
-    "mae": MeanAbsoluteError,
-    "top_k_categorical_accuracy": TopKCategoricalAccuracy,
-    "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy,
-    "root_mean_squared_error": RootMeanSquaredError,
-    "f1_score": F1Score,
-    "r2_score": R2Score,
-    "true_positives": TruePositives,
-    "false_positives": FalsePositives,
-    "true_negatives": TrueNegatives,
-    "false_negatives": FalseNegatives,
-}
+# Keras' names of its metrics (its ALL_OBJECTS_DICT): class names, their snake case, aliases
+_BY_NAME = {n: c for c in _CLASSES for n in (c.__name__, _snake(c.__name__))}
+_BY_NAME.update(
+    {
+        "bce": BinaryCrossentropy,
+        "BCE": BinaryCrossentropy,
+        "mse": MeanSquaredError,
+        "MSE": MeanSquaredError,
+        "mae": MeanAbsoluteError,
+        "MAE": MeanAbsoluteError,
+        "mape": MeanAbsolutePercentageError,
+        "MAPE": MeanAbsolutePercentageError,
+        "msle": MeanSquaredLogarithmicError,
+        "MSLE": MeanSquaredLogarithmicError,
+    }
+)
+del _BY_NAME["Metric"], _BY_NAME["metric"]  # (the base class computes nothing)
 
 
 def accuracy_for(loss_name: str | None, y_true_shape=None, y_pred_shape=None) -> Metric:
@@ -163,33 +188,65 @@ def accuracy_for(loss_name: str | None, y_true_shape=None, y_pred_shape=None) ->
     return cls(name="accuracy")
 
 
+def _instance(cls, identifier):
+    """``cls()``, or an error saying which arguments a metric by name lacks."""
+    required = [
+        p.name
+        for p in inspect.signature(cls.__init__).parameters.values()
+        if p.default is p.empty and p.name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD
+    ]
+    if required:
+        raise ValueError(
+            f"Metric {identifier!r} ({cls.__name__}) needs {', '.join(required)}: pass an "
+            f"instance, e.g. metrics.{cls.__name__}({required[0]}=...). "
+            f"Received: metric={identifier!r}"
+        )
+    return cls()
+
+
 def get(identifier, loss_name=None, y_true_shape=None, y_pred_shape=None) -> Metric:
-    """Return a Metric from a name, a class, an instance, or a function."""
+    """A Metric from a name (Keras' names: ``"auc"``, ``"binary_crossentropy"``,
+    ``"MeanIoU"``...; ``"accuracy"`` chosen from the loss and shapes), a class, an
+    instance, a serialized config (``{"class_name", "config"}``), or a function
+    ``fn(y_true, y_pred)`` of per-sample values (its running mean)."""
     if isinstance(identifier, Metric):
         return identifier
     if isinstance(identifier, type) and issubclass(identifier, Metric):
-        return identifier()
+        return _instance(identifier, identifier.__name__)
     if identifier in ("accuracy", "acc"):
         m = accuracy_for(loss_name, y_true_shape, y_pred_shape)
         m.name = identifier
         return m
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
     if isinstance(identifier, str) and identifier in _BY_NAME:
-        m = _BY_NAME[identifier]()
+        m = _instance(_BY_NAME[identifier], identifier)
         m.name = identifier
         return m
-    if callable(identifier) and not isinstance(identifier, str):
-        return _FunctionMetric(identifier)
+    if callable(identifier) and not isinstance(identifier, (str, type)):
+        return MeanMetricWrapper(identifier)
     raise ValueError(
-        f"Unknown metric: expected 'accuracy', one of {sorted(_BY_NAME)}, a Metric or a "
-        f"function. Received: metric={identifier!r}"
+        "Unknown metric: expected 'accuracy', one of Keras' metric names (such as "
+        f"{sorted(n for n in _BY_NAME if n.islower())}), a Metric or a function. "
+        f"Received: metric={identifier!r}"
     )
 
 
-class _FunctionMetric(Metric):
-    def __init__(self, fn):
-        self.fn = fn
-        super().__init__(getattr(fn, "__name__", "metric"))
+def serialize(metric):
+    """A Metric (or metric function) as Keras' ``{"module", "class_name", "config",
+    "registered_name"}`` entry; ``deserialize`` makes it again."""
+    from hpnn.saving import serialize_keras_object
 
-    def values(self, y_true, y_pred):
-        out = self.fn(y_true, y_pred)
-        return out.numpy() if isinstance(out, Tensor) else to_numpy(out)
+    return serialize_keras_object(metric)
+
+
+def deserialize(config, custom_objects=None):
+    """A Metric (or metric function) from ``serialize``'s entry (or a name)."""
+    from hpnn.saving import deserialize_keras_object
+
+    if isinstance(config, str) and config in _BY_NAME:
+        return _instance(_BY_NAME[config], config)
+    found = deserialize_keras_object(config, custom_objects, module_objects=_BY_NAME)
+    if isinstance(found, type):
+        return _instance(found, config)
+    return found

@@ -28,6 +28,45 @@ class Model(Trainer, Layer):
             "-" * sum(cols),
         ]
 
+    def summary(
+        self,
+        line_length=80,
+        positions=None,
+        print_fn=None,
+        expand_nested=False,
+        show_trainable=False,
+        layer_range=None,
+    ):
+        """Print the layers a subclassed model holds (in assignment order), their output
+        shapes (``?`` until the model is built or called) and parameter counts."""
+        print_fn = print_fn or print
+        cols = (max(34, line_length - 46), 28, 12)
+        lines = [
+            f'Model: "{self.name}"',
+            "-" * sum(cols),
+            "Layer (type)".ljust(cols[0]) + "Output Shape".ljust(cols[1]) + "Param #",
+            "=" * sum(cols),
+        ]
+        for layer in self.layers:
+            built = layer.built and layer.output_shape is not None
+            lines.append(
+                f"{layer.name} ({type(layer).__name__})".ljust(cols[0] - 1)
+                + " "
+                + (str(layer.output_shape) if built else "?").ljust(cols[1])
+                + (f"{layer.count_params():,}" if layer.built else "0 (unbuilt)")
+            )
+        print_fn("\n".join([*lines, *self._summary_totals(cols)]))
+
+    def get_build_config(self):
+        """Keras' build config, ``{"input_shape": (None, ...)}``, once built; else None."""
+        return {"input_shape": self.input_shape} if self.built else None
+
+    def build_from_config(self, config) -> None:
+        """Build from ``get_build_config()``'s dict (nothing to do once built)."""
+        shape = (config or {}).get("input_shape")
+        if shape is not None and not self.built:
+            self.build_for(tuple(shape))
+
     def __new__(cls, *args, **kwargs):
         if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
             from hpnn.models.functional import Functional

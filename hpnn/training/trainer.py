@@ -26,10 +26,11 @@ from hpnn.layers.base import activity_losses, collect_activity_penalties, curren
 from hpnn.parallel import census, split, workers
 from hpnn.parallel import parts as parts_mod
 from hpnn.training import loops, multi_output
+from hpnn.training.model_api import ModelAPI
 from hpnn.training.step import Step, outputs_data
 
 
-class Trainer(loops.Loops):
+class Trainer(ModelAPI, loops.Loops):
     """compile / fit / evaluate / predict and the steps, mixed into ``Model``."""
 
     _compiled_metrics: list = []
@@ -114,7 +115,7 @@ class Trainer(loops.Loops):
             )
             return
         self.metrics = [
-            metrics_mod.get(m, getattr(self.loss, "name", None), y_shape, self.output_shape)
+            metrics_mod.get(m, _checked_name(self.loss), y_shape, self.output_shape)
             for m in self._metric_specs
         ]
 
@@ -139,9 +140,9 @@ class Trainer(loops.Loops):
             self.build_for((None, *x.shape[1:]))
         else:
             self._check_model_input(x.shape)
-        if y is not None and self.loss is not None:  # (no loss: compute_loss decides)
-            loss_name = getattr(self.loss, "name", None)
-            adapter.check_targets(y, loss_name, self.output_shape, f"{what}y")
+        # (no loss: compute_loss decides; a loss of any targets says so: Circle's labels)
+        if y is not None and self.loss is not None and getattr(self.loss, "targets", 0) != "any":
+            adapter.check_targets(y, _checked_name(self.loss), self.output_shape, f"{what}y")
         return x, y
 
     def _to_inputs(self, xb):
@@ -274,13 +275,14 @@ class Trainer(loops.Loops):
         """Whether a batch may be cut into parts: any to predict; for a loss, not with
         several outputs (their loss object keeps each output's latest value, which
         parts would overwrite), nor with a loss that is not a batch mean (the parts'
-        losses are weighted by their share of the batch)."""
+        losses are weighted by their share of the batch): another reduction, or a loss
+        over the whole batch at once (``batch_mean = False``: Dice, Circle)."""
         if kind == "predict":
             return True
         if self._output_names():
             return False
         reduction = getattr(self.loss, "reduction", "sum_over_batch_size")
-        return reduction == "sum_over_batch_size"
+        return reduction == "sum_over_batch_size" and getattr(self.loss, "batch_mean", True)
 
     # -- single batches -------------------------------------------------------------------
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
@@ -315,8 +317,8 @@ class Trainer(loops.Loops):
     @property
     def losses(self) -> list[Tensor]:
         """The weights' regularization penalties, then the activity-regularizer
-        penalties of each layer's latest call (as Keras' ``model.losses``), as
-        scalar tensors: what a custom training loop adds to its loss."""
+        penalties and ``add_loss`` losses of each layer's latest call (as Keras'
+        ``model.losses``), as scalar tensors: what a custom training loop adds to its loss."""
         return self._weight_penalties() + activity_losses(self)
 
 
@@ -331,6 +333,16 @@ def finish(step, kind, results):
             optimizer.apply(grads, variables)
     parts_mod.merge_metrics(step.metrics(), results)
     return loss
+
+
+def _checked_name(loss):
+    """The loss's name as the target checks and ``"accuracy"`` read it (they go by the
+    name): a loss of integer labels (``targets = "labels"``) whose name says
+    "categorical" is read as a sparse one."""
+    name = getattr(loss, "name", None)
+    if getattr(loss, "targets", None) == "labels" and "sparse" not in str(name):
+        return f"{name} (sparse labels)"
+    return name
 
 
 def _signature(model) -> tuple:

@@ -66,12 +66,22 @@ def test_a_keras_weights_file_loads(keras, tmp_path):
     whole), as hpnn's default name does."""
     pytest.importorskip("h5py")
     x = np.random.default_rng(3).standard_normal((2, 3, 5, 5, 2)).astype(np.float32)
-    theirs = keras.Sequential([keras.Input((3, 5, 5, 2)), keras.layers.ConvLSTM2D(4, 3, return_sequences=True),
-                               keras.layers.ConvLSTM2D(2, 1, padding="same")])  # fmt: skip
+    theirs = keras.Sequential(
+        [
+            keras.Input((3, 5, 5, 2)),
+            keras.layers.ConvLSTM2D(4, 3, return_sequences=True),
+            keras.layers.ConvLSTM2D(2, 1, padding="same"),
+        ]
+    )
     _weights_from(keras, theirs.layers[0])
     theirs.save_weights(tmp_path / "c.weights.h5")
-    ours = hpnn.Sequential([hpnn.Input((3, 5, 5, 2)), layers.ConvLSTM2D(4, 3, return_sequences=True),
-                            layers.ConvLSTM2D(2, 1, padding="same")])  # fmt: skip
+    ours = hpnn.Sequential(
+        [
+            hpnn.Input((3, 5, 5, 2)),
+            layers.ConvLSTM2D(4, 3, return_sequences=True),
+            layers.ConvLSTM2D(2, 1, padding="same"),
+        ]
+    )
     assert ours.layers[0].name.startswith("conv_lstm2d")
     ours.load_weights(tmp_path / "c.weights.h5")
     want = keras.ops.convert_to_numpy(theirs(x))
