@@ -191,11 +191,13 @@ def main(argv=None) -> int:
         metavar="PNG",
         help="write the learning curves to this PNG (needs matplotlib)",
     )
+    from hpnn.cluster import cli as cluster_cli
     from hpnn.explain import cli as explain_cli
     from hpnn.export import cli as export_cli
     from hpnn.robust import cli as robust_cli
 
     tools = {
+        "cluster": (cluster_cli, "DEC against k-means on Fashion-MNIST: ACC, NMI, ARI"),
         "explain": (
             explain_cli,
             "write PNG explanations (saliency, IG, Grad-CAM...) of a prediction",
